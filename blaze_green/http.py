@@ -1,0 +1,278 @@
+"""HTTP: Request, Response, HTTPError, and turning handler return values into WSGI responses."""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from marshmallow import ValidationError
+
+from .models import Json, dumps, is_model, load_model, loads
+
+__all__ = ["Request", "Response", "HTTPError", "Headers", "Query", "status_line"]
+
+T = TypeVar("T")
+
+_STATUS_LINES: dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in http.HTTPStatus}
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+
+
+def status_line(status: int) -> str:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"HTTP status must be a 3-digit number, got {status!r}")
+        line = _STATUS_LINES[status] = f"{status} Status {status}"
+    return line
+
+
+class HTTPError(Exception):
+    """Raise in a handler or `before_open` hook: answers `status` with
+    `{"error": message, "status": status}`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: Any = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        if message is None:
+            try:
+                message = http.HTTPStatus(status).phrase
+            except ValueError:
+                message = f"HTTP {status}"
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+        self.headers = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}"
+
+    def to_response(self) -> Response:
+        return Response({"error": self.message, "status": self.status}, self.status, self.headers)
+
+
+class Headers(Mapping[str, str]):
+    """Request headers from a WSGI environ, looked up case-insensitively."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    @staticmethod
+    def _key(name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ.get(self._key(name))
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._key(name) in self._environ
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._environ:
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").title()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and self._environ[key]:
+                yield key.replace("_", "-").title()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self.items())!r})"
+
+
+class Query(dict[str, str]):
+    """Query-string parameters: the first value per name; `getlist(name)` for all of them."""
+
+    def __init__(self, query_string: str) -> None:
+        self._pairs = parse_qsl(query_string, keep_blank_values=True)
+        super().__init__()
+        for key, value in self._pairs:
+            self.setdefault(key, value)
+
+    def getlist(self, name: str) -> list[str]:
+        return [v for k, v in self._pairs if k == name]
+
+
+def _wsgi_str(value: str) -> str:
+    # PEP 3333 hands the path over as latin-1 decoded bytes; recover the UTF-8 text.
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+class Request:
+    """One HTTP request (or WebSocket handshake). Reading is lazy: nothing is parsed
+    until asked for."""
+
+    __slots__ = ("environ", "method", "path", "max_body_size", "_query", "_data", "_json")
+
+    def __init__(self, environ: dict[str, Any], max_body_size: int | None = None) -> None:
+        self.environ = environ
+        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        self.path: str = _wsgi_str(environ.get("PATH_INFO") or "/")
+        self.max_body_size = max_body_size
+        self._query: Query | None = None
+        self._data: bytes | None = None
+        self._json: Any = _UNSET
+
+    @property
+    def query(self) -> Query:
+        if self._query is None:
+            self._query = Query(_wsgi_str(self.environ.get("QUERY_STRING", "")))
+        return self._query
+
+    @property
+    def headers(self) -> Headers:
+        return Headers(self.environ)
+
+    @property
+    def remote_addr(self) -> str | None:
+        return self.environ.get("REMOTE_ADDR")
+
+    @property
+    def content_type(self) -> str:
+        return self.environ.get("CONTENT_TYPE", "")
+
+    @property
+    def data(self) -> bytes:
+        """The raw body; 413 past `max_body_size`, whether or not Content-Length says so."""
+        if self._data is None:
+            self._data = self._read_body()
+        return self._data
+
+    def _read_body(self) -> bytes:
+        limit = self.max_body_size
+        stream = self.environ.get("wsgi.input")
+        length_header = self.environ.get("CONTENT_LENGTH") or ""
+        chunked = self.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        if length_header:
+            try:
+                length = int(length_header)
+            except ValueError:
+                raise HTTPError(400, "Content-Length is not a number") from None
+            if limit is not None and length > limit:
+                raise HTTPError(413, f"request body is {length} bytes; the limit is {limit}")
+            return stream.read(length) if stream is not None and length > 0 else b""
+        if chunked and stream is not None:
+            body = stream.read() if limit is None else stream.read(limit + 1)
+            if limit is not None and len(body) > limit:
+                raise HTTPError(413, f"request body is over the limit of {limit} bytes")
+            return body
+        return b""
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+    @property
+    def json(self) -> Any:
+        """The parsed JSON body; a 400 when the body is not JSON."""
+        if self._json is _UNSET:
+            raw = self.data
+            if not raw:
+                raise HTTPError(400, "request body is empty; send a JSON document")
+            try:
+                self._json = loads(raw)
+            except ValueError as exc:
+                raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+        return self._json
+
+    def body(self, cls: type[T]) -> T:
+        """The JSON body validated against a model; a 400 with the field messages on error."""
+        try:
+            return load_model(cls, self.json)
+        except ValidationError as exc:
+            raise HTTPError(400, exc.messages) from None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+_UNSET: Any = object()
+
+
+class Response:
+    """An HTTP response. `content_type` wins over a Content-Type in `headers`; with neither,
+    the body's type decides (str: HTML, bytes: octets, anything else: JSON)."""
+
+    __slots__ = ("body", "status", "headers", "content_type")
+
+    def __init__(
+        self,
+        body: Any = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers: list[tuple[str, str]] = list(
+            headers.items() if isinstance(headers, Mapping) else headers or []
+        )
+        self.content_type = content_type
+
+    def encode(self) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Status line, headers (with Content-Type and Content-Length) and the body bytes."""
+        body = self.body
+        if isinstance(body, str):
+            data, default_type = body.encode("utf-8"), HTML
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            data, default_type = bytes(body), OCTETS
+        elif body is None:
+            data, default_type = b"", None
+        else:
+            data, default_type = dumps(body).encode("utf-8"), JSON
+        headers = [
+            (k, v) for k, v in self.headers if k.lower() not in ("content-length", "content-type")
+        ]
+        given = self.content_type or next(
+            (v for k, v in self.headers if k.lower() == "content-type"), None
+        )
+        ctype = given or default_type
+        if ctype is not None:
+            headers.append(("Content-Type", ctype))
+        if self.status not in (204, 304) and not 100 <= self.status < 200:
+            headers.append(("Content-Length", str(len(data))))
+        else:
+            data = b""
+        return status_line(self.status), headers, data
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status}>"
+
+
+def to_response(value: Any) -> Response:
+    """Apply the return-value conventions to whatever a handler returned."""
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, tuple):
+        if len(value) == 2:
+            return Response(value[0], value[1])
+        if len(value) == 3:
+            return Response(value[0], value[1], value[2])
+        raise TypeError(
+            f"return (body, status) or (body, status, headers), not a tuple of {len(value)}"
+        )
+    if value is None:
+        return Response(None, 204)
+    if isinstance(value, (str, bytes, bytearray, memoryview, dict, list, Json)) or is_model(value):
+        return Response(value)
+    raise TypeError(
+        f"a handler returned {type(value).__name__}: return str, bytes, dict, list, Json, "
+        "a model instance, a Response or a (body, status[, headers]) tuple"
+    )

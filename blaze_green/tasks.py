@@ -1,0 +1,114 @@
+"""Background tasks: `@task`, `delay`, and the per-app group that starts them with the server.
+
+Tasks spawned before the server runs are held unstarted and start when it starts (in each
+gunicorn worker, never in the master, since the master never runs the server).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent import Greenlet, GreenletExit
+
+__all__ = ["Task", "task", "delay", "TaskGroup"]
+
+log = logging.getLogger("blaze_green")
+
+
+class Task:
+    """An unstarted call `fn(*args, **kwargs)`, built by a `@task` function; pass it to
+    `app.spawn`."""
+
+    __slots__ = ("fn", "args", "kwargs")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+def task(fn: Callable[..., Any]) -> Callable[..., Task]:
+    """`@task def monitor_loop(app): ...` then `app.spawn(monitor_loop(app))`, as in Blaze."""
+
+    @functools.wraps(fn)
+    def build(*args: Any, **kwargs: Any) -> Task:
+        return Task(fn, args, kwargs)
+
+    build.__blaze_task__ = fn  # type: ignore[attr-defined]
+    return build
+
+
+def delay(duration: float | datetime.timedelta) -> None:
+    """Sleep without blocking other greenlets (gevent.sleep); takes seconds or a timedelta."""
+    if isinstance(duration, datetime.timedelta):
+        duration = duration.total_seconds()
+    if duration < 0:
+        raise ValueError(f"delay() needs a duration >= 0, got {duration}")
+    gevent.sleep(duration)
+
+
+def _run_logged(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except GreenletExit:
+        raise
+    except Exception:
+        log.exception("background task %s raised", name)
+        return None
+
+
+class TaskGroup:
+    """The app's tasks: held until `start()`, then running; all killed by `kill()`."""
+
+    def __init__(self) -> None:
+        self._pending: list[Greenlet] = []
+        self._running: set[Greenlet] = set()
+        self.started = False
+
+    def spawn(self, fn: Callable[..., Any] | Task, *args: Any, **kwargs: Any) -> Greenlet:
+        if isinstance(fn, Task):
+            if args or kwargs:
+                raise TypeError("spawn(task) takes no extra arguments: pass them to the @task call")
+            fn, args, kwargs = fn.fn, fn.args, fn.kwargs
+        elif not callable(fn):
+            raise TypeError(f"spawn() needs a callable or a @task call, got {fn!r}")
+        elif hasattr(fn, "__blaze_task__"):
+            raise TypeError(
+                f"{fn.__name__} is a @task: call it to build the task, as in "
+                f"app.spawn({fn.__name__}(app))"
+            )
+        name = getattr(fn, "__qualname__", repr(fn))
+        g = Greenlet(_run_logged, name, fn, args, kwargs)
+        g.name = name
+        g.link(self._running.discard)
+        self._running.add(g)
+        if self.started:
+            g.start()
+        else:
+            self._pending.append(g)
+        return g
+
+    def start(self) -> None:
+        self.started = True
+        pending, self._pending = self._pending, []
+        for g in pending:
+            if not g.dead:
+                g.start()
+        if pending:
+            log.info("started %d background task(s)", len(pending))
+
+    def kill(self, timeout: float = 1.0) -> None:
+        greenlets = [g for g in self._running if not g.dead]
+        self._pending = []
+        if greenlets:
+            gevent.killall(greenlets, timeout=timeout)

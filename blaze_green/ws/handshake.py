@@ -1,0 +1,122 @@
+"""The opening handshake, decided before any `101` is sent (RFC 6455 section 4.2).
+
+Pure functions over the WSGI environ: each rejection is an HTTPError carrying the status, a
+message that says what to fix, and (for a malformed handshake) `Sec-WebSocket-Version: 13`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..http import HTTPError, Request
+
+__all__ = [
+    "GUID",
+    "accept_key",
+    "is_upgrade_request",
+    "validate",
+    "origin_allowed",
+    "select_subprotocol",
+    "response_headers",
+]
+
+# RFC 6455 section 1.3: the fixed GUID appended to the client's key.
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+VERSION_HEADER = ("Sec-WebSocket-Version", "13")
+
+OriginPolicy = str | Iterable[str] | Callable[[str, Request], bool] | None
+
+
+def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (section 4.2.2 item 5.4)."""
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + GUID).digest()).decode("ascii")
+
+
+def is_upgrade_request(environ: dict[str, Any]) -> bool:
+    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
+
+def _bad(message: str) -> HTTPError:
+    return HTTPError(400, message, [VERSION_HEADER])
+
+
+def validate(environ: dict[str, Any]) -> str:
+    """Check the client's opening handshake (section 4.2.1); return its key."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        raise _bad(f"a WebSocket handshake must use GET, not {environ.get('REQUEST_METHOD')}")
+    if environ.get("SERVER_PROTOCOL", "HTTP/1.1") not in ("HTTP/1.1", "HTTP/2", "HTTP/2.0"):
+        raise _bad("a WebSocket handshake needs HTTP/1.1")
+    connection = {t.strip().lower() for t in environ.get("HTTP_CONNECTION", "").split(",")}
+    if "upgrade" not in connection:
+        raise _bad("a WebSocket handshake needs 'Connection: Upgrade'")
+    version = environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip()
+    if version != "13":
+        shown = version or "missing"
+        raise _bad(f"Sec-WebSocket-Version {shown} is not supported; use 13 (RFC 6455)")
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise _bad("Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455 section 4.1)")
+    return key
+
+
+def _host_port(netloc: str, scheme: str) -> str:
+    netloc = netloc.strip().lower()
+    if ":" in netloc.rsplit("]", 1)[-1]:
+        return netloc
+    return f"{netloc}:{443 if scheme in ('https', 'wss') else 80}"
+
+
+def origin_allowed(policy: OriginPolicy, origin: str | None, req: Request) -> bool:
+    """Whether a browser's Origin may open a session (no Origin header: not a browser, allowed).
+
+    `policy` None means same origin: the Origin's host:port equals the Host header's.
+    """
+    if origin is None:
+        return True
+    if policy == "*":
+        return True
+    if callable(policy):
+        return bool(policy(origin, req))
+    if policy is None:
+        if origin == "null":
+            return False
+        parts = urlsplit(origin)
+        host = req.environ.get("HTTP_HOST", "")
+        scheme = req.environ.get("wsgi.url_scheme", "http")
+        return bool(parts.netloc) and _host_port(parts.netloc, parts.scheme) == _host_port(
+            host, scheme
+        )
+    allowed = {policy} if isinstance(policy, str) else set(policy)
+    return origin in allowed or "*" in allowed
+
+
+def select_subprotocol(offered_header: str | None, accepted: Iterable[str] | None) -> str | None:
+    """The first protocol the client offers that the route accepts (section 4.2.2 item 5.5)."""
+    if not offered_header or not accepted:
+        return None
+    accepted = set(accepted)
+    for proto in offered_header.split(","):
+        proto = proto.strip()
+        if proto in accepted:
+            return proto
+    return None
+
+
+def response_headers(key: str, subprotocol: str | None) -> list[tuple[str, str]]:
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+    ]
+    if subprotocol:
+        headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    return headers

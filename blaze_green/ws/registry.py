@@ -1,0 +1,102 @@
+"""The session registry: weakly held, lock-guarded, path-based; and broadcast.
+
+The lock only guards the path -> sessions map; it is released before any frame is queued, and
+queueing never touches a socket (the session's hub callback writes later), so a slow client
+never holds up a broadcast or anyone else.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from gevent import monkey
+
+from .session import frame_for
+
+if TYPE_CHECKING:
+    from .session import WebSocket
+
+__all__ = ["Registry"]
+
+# A real OS lock even when threading is patched: broadcast may be called from an OS thread,
+# and the critical sections are a few dict operations that never yield.
+_Lock = monkey.get_original("threading", "Lock")
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._lock = _Lock()
+        self._paths: dict[str, dict[int, weakref.ref[WebSocket]]] = {}
+
+    def register(self, ws: WebSocket) -> None:
+        with self._lock:
+            self._paths.setdefault(ws.path, {})[id(ws)] = weakref.ref(ws)
+
+    def unregister(self, ws: WebSocket) -> None:
+        with self._lock:
+            sessions = self._paths.get(ws.path)
+            if sessions is not None:
+                ref = sessions.get(id(ws))
+                if ref is not None and ref() in (ws, None):
+                    del sessions[id(ws)]
+                if not sessions:
+                    del self._paths[ws.path]
+
+    def sessions(self, path: str) -> list[WebSocket]:
+        """Live open sessions on `path`; dead references and closed sessions are pruned."""
+        with self._lock:
+            sessions = self._paths.get(path)
+            if not sessions:
+                return []
+            live = []
+            dead = []
+            for key, ref in sessions.items():
+                ws = ref()
+                if ws is None or ws.closed:
+                    dead.append(key)
+                else:
+                    live.append(ws)
+            for key in dead:
+                del sessions[key]
+            if not sessions:
+                del self._paths[path]
+            return live
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return list(self._paths)
+
+    def all_sessions(self) -> list[WebSocket]:
+        out: list[WebSocket] = []
+        for path in self.paths():
+            out.extend(self.sessions(path))
+        return out
+
+    def count(self, path: str) -> int:
+        return len(self.sessions(path))
+
+    def deliver(self, path: str, frame: bytes, exclude: Any = None) -> int:
+        """Hand one pre-built frame to every open session on `path`; returns how many took it."""
+        targets = self.sessions(path)
+        if exclude is not None:
+            skip = {id(s) for s in _as_iterable(exclude)}
+            targets = [s for s in targets if id(s) not in skip]
+        n = 0
+        for ws in targets:
+            if ws._enqueue(frame):
+                n += 1
+        return n
+
+    def broadcast(self, path: str, data: Any, exclude: Any = None) -> int:
+        """Serialize once, frame once, deliver to every session on `path`."""
+        return self.deliver(path, frame_for(data), exclude)
+
+
+def _as_iterable(exclude: Any) -> Iterable[Any]:
+    from .session import WebSocket
+
+    if isinstance(exclude, WebSocket):
+        return (exclude,)
+    return exclude
