@@ -48,7 +48,7 @@ def require_patched() -> None:
 
 
 def start_blocking_monitor(max_blocking_time: float = 0.1) -> None:
-    """Debug mode: gevent's monitor thread names code that blocks the hub (time.sleep, CPU loops)."""
+    """Debug mode: gevent's monitor thread names code blocking the hub (time.sleep, CPU loops)."""
     import gevent
 
     gevent.config.max_blocking_time = max_blocking_time

@@ -7,6 +7,7 @@ callable in the environ, which the app calls only once every check has passed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -39,12 +40,10 @@ class UpgradeHandler(WebSocketHandler):
 
     def __init__(self, sock: Any, address: Any, server: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, address, server, *args, **kwargs)
-        try:
-            # Responses leave in one write, so Nagle has nothing to merge; without NODELAY a
-            # keep-alive client can wait ~40 ms for a delayed ACK.
+        # Responses leave in one write, so Nagle has nothing to merge; without NODELAY a
+        # keep-alive client can wait ~40 ms for a delayed ACK. (Not TCP: nothing to set.)
+        with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass  # not TCP (a Unix socket)
 
     def run_application(self) -> None:
         if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":

@@ -12,6 +12,7 @@ interleave, no greenlet ever blocks in a send, and two senders can never wait on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -231,18 +232,14 @@ class WebSocket:
         self.close_code, self.close_reason = 1013, "send queue overflow"
         self.app._registry.unregister(self)
         if not stuck:  # the socket is taking data: the close frame may fit at once
-            try:
+            with contextlib.suppress(OSError):
                 self._raw.send(encode_frame(OP_CLOSE, close_payload(1013, "send queue overflow")))
-            except OSError:
-                pass
         self._abort()
 
     def _abort(self) -> None:
         """Drop the TCP connection; the reader wakes with EOF and finishes the session."""
-        try:
+        with contextlib.suppress(OSError):
             self._raw.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -391,10 +388,8 @@ class WebSocket:
         except Exception:
             log.exception("on_close callback for %s raised", self.path)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass
         if self.close_code not in NORMAL_CLOSE_CODES:
             log.debug(
                 "%s session from %s ended with %s", self.path, self.remote_addr, self.close_code
