@@ -9,6 +9,7 @@ frame, this one closes every session with 1001 as soon as it is told to stop.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import gevent
@@ -55,8 +56,10 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
             )
             server.start()
             servers.append(server)
+        self._attach_logging()
         if app is not None:
             app._started()
+        log.info("blaze_green worker %d serving", os.getpid())
         last_notify = 0.0
         while self.alive:
             # Poll often so a stop request is acted on at once; notify the arbiter each second.
@@ -72,6 +75,16 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
             for server in servers:
                 server.close()
                 server.stop(timeout=float(self.cfg.graceful_timeout))
+
+    def _attach_logging(self) -> None:
+        # blaze_green's logger writes where gunicorn's error log does (--error-logfile).
+        pkg = logging.getLogger("blaze_green")
+        error_log = getattr(self.log, "error_log", None)
+        if not pkg.handlers and error_log is not None and error_log.handlers:
+            for handler in error_log.handlers:
+                pkg.addHandler(handler)
+            pkg.setLevel(error_log.level or logging.INFO)
+            pkg.propagate = False
 
     def handle_quit(self, sig, frame) -> None:  # noqa: ANN001 - gunicorn's signature
         # SIGQUIT/SIGINT: gunicorn's default exits at once; shut down gracefully instead.
