@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture
 def serve():
-    """serve("module:app", mode=..., **kw) starts a server from tests/apps; all are stopped after."""
+    """serve("module:app", mode=..., **kw): a server from tests/apps, stopped after the test."""
     started: list[ServerProcess] = []
 
     def start(target: str, **kwargs) -> ServerProcess:
