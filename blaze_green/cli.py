@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -48,9 +49,8 @@ def load_app(spec: str) -> App:
             obj = getattr(obj, part)
     except AttributeError:
         raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if callable(obj) and not isinstance(obj, App):
-        made = obj()  # an application factory
-        obj = made if isinstance(made, App) else obj
+    if inspect.isfunction(obj) and not inspect.signature(obj).parameters:
+        obj = obj()  # an application factory: create_app()
     if not isinstance(obj, App):
         raise AppLoadError(f"{spec} is {type(obj).__name__}, not a blaze_green.App")
     return obj

@@ -29,6 +29,10 @@ log = logging.getLogger("blaze_green")
 class GunicornHandler(UpgradeHandler, PyWSGIHandler):
     """Our upgrade handler with gunicorn's access log and environ."""
 
+    # gevent-websocket's handler logs requests to its own logger; gunicorn's goes to --access-log.
+    log_request = PyWSGIHandler.log_request
+    get_environ = PyWSGIHandler.get_environ
+
 
 class GeventWebSocketWorker(GeventPyWSGIWorker):
     wsgi_handler = GunicornHandler
