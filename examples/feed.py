@@ -1,0 +1,91 @@
+"""The Blaze seed in Python: a /feed echo, a ticker broadcasting an `Update` model every second,
+and a /heartbeat task broadcasting `Json`. Open http://127.0.0.1:8080/ to watch it.
+
+    python examples/feed.py                      # embedded server, port 8080 (PORT overrides)
+    blaze-green run feed:app --port 8080         # from examples/
+    gunicorn -k blaze_green.worker.GeventWebSocketWorker feed:app --bind 127.0.0.1:8080
+"""
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+from blaze_green import App, Json, delay, model, task
+
+log = logging.getLogger("feed")
+app = App()
+
+
+@model
+@dataclass
+class Update:
+    type: str
+    value: float
+
+
+def on_open(ws):
+    log.info("Client connected to feed")
+
+
+def on_message(ws, msg):
+    ws.send("Echo: " + msg if isinstance(msg, str) else msg)
+
+
+def on_close(ws):
+    log.info("Client disconnected")
+
+
+app.ws("/feed", on_open=on_open, on_message=on_message, on_close=on_close)
+app.ws("/heartbeat")
+
+
+@task
+def ticker(app):
+    price = 89500.50
+    while True:
+        price = round(price + random.uniform(-25, 25), 2)
+        app.broadcast("/feed", Update("ticker", price))  # serialized once for every client
+        delay(1)
+
+
+@task
+def monitor_loop(app):
+    while True:
+        app.broadcast("/heartbeat", Json({"status": "alive"}))
+        delay(1)  # waits without blocking anyone
+
+
+app.spawn(ticker(app))
+app.spawn(monitor_loop(app))
+
+PAGE = """<!doctype html>
+<meta charset="utf-8"><title>blaze_green feed</title>
+<style>body{font:16px system-ui;margin:2em} #price{font-size:3em} #beat{color:#888}</style>
+<h1>BTC ticker</h1><div id="price">…</div><div id="beat">waiting for heartbeat</div>
+<p><input id="say" placeholder="say something"> <span id="echo"></span></p>
+<script>
+const url = (p) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + p;
+const feed = new WebSocket(url("/feed"));
+feed.onmessage = (e) => {
+  if (e.data.startsWith("Echo: ")) { document.getElementById("echo").textContent = e.data; return; }
+  document.getElementById("price").textContent = JSON.parse(e.data).value.toFixed(2);
+};
+document.getElementById("say").onchange = (e) => feed.send(e.target.value);
+const beat = new WebSocket(url("/heartbeat"));
+beat.onmessage = (e) => {
+  document.getElementById("beat").textContent = JSON.parse(e.data).status + " " +
+    new Date().toLocaleTimeString();
+};
+</script>
+"""
+
+
+@app.get("/")
+def index(req):
+    return PAGE
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    app.listen(port=int(os.environ.get("PORT", "8080")), host=os.environ.get("HOST", "127.0.0.1"))
