@@ -6,12 +6,13 @@ and a /heartbeat task broadcasting `Json`. Open http://127.0.0.1:8080/ to watch 
     gunicorn -k blaze_green.worker.GeventWebSocketWorker feed:app --bind 127.0.0.1:8080
 """
 
+# ruff: noqa: I001 - blaze_green comes first: importing it monkey-patches the standard library.
+from blaze_green import App, Json, delay, model, task
+
 import logging
 import os
 import random
 from dataclasses import dataclass
-
-from blaze_green import App, Json, delay, model, task
 
 log = logging.getLogger("feed")
 app = App()
