@@ -8,14 +8,15 @@ import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from gevent import Greenlet
+import gevent
+from gevent import Greenlet, monkey
 
 from .http import HTTPError, Request, Response, to_response
 from .routing import Router
 from .tasks import Task, TaskGroup
 from .ws import handshake
 from .ws.registry import Registry
-from .ws.session import WebSocket
+from .ws.session import WebSocket, frame_for
 
 __all__ = ["App", "Config", "WebSocketHandlers"]
 
@@ -24,6 +25,10 @@ log = logging.getLogger("blaze_green")
 MiB = 1 << 20
 WORKER_CLASS = "blaze_green.worker.GeventWebSocketWorker"
 UPGRADE_KEY = "blaze_green.upgrade"  # set in the environ by our server handlers
+
+# Real OS-thread primitives, even when threading is patched (greenlet ids are not threads).
+_os_thread_id = monkey.get_original("_thread", "get_ident")
+_os_lock = monkey.get_original("_thread", "allocate_lock")
 
 Handler = Callable[..., Any]
 BeforeOpen = Callable[[Request], Any]
@@ -88,6 +93,8 @@ class App:
         self._tasks = TaskGroup()
         self._ws_reserved = 0  # sessions open or mid-handshake, for max_connections
         self._on_start: list[Callable[[], Any]] = []
+        self._hub_thread: int | None = None  # the OS thread running the server's hub
+        self._hub_loop: Any = None
 
     def __getattr__(self, name: str) -> Any:
         # Config values read as attributes: app.max_message_size, app.ping_interval, ...
@@ -156,8 +163,30 @@ class App:
 
     def broadcast(self, path: str, data: Any, exclude: Any = None) -> int:
         """Send `data` to every session on `path` in this process; serialized and framed once.
-        Returns how many sessions it was handed to."""
-        return self._registry.broadcast(path, data, exclude)
+        Returns how many sessions it was handed to.
+
+        Safe from any greenlet, and from an OS thread: there the message is serialized and
+        framed in the calling thread, then handed to the server's hub, and the call waits
+        (up to 10 s) for the count.
+        """
+        hub_thread = self._hub_thread
+        if hub_thread is None or _os_thread_id() == hub_thread:
+            return self._registry.broadcast(path, data, exclude)
+        frame = frame_for(data)
+        result: list[int] = []
+        done = _os_lock()
+        done.acquire()
+
+        def deliver() -> None:
+            try:
+                result.append(self._registry.deliver(path, frame, exclude))
+            finally:
+                done.release()
+
+        self._hub_loop.run_callback_threadsafe(deliver)
+        if not done.acquire(timeout=10.0):
+            raise TimeoutError("the server's hub did not run the broadcast within 10 s")
+        return result[0] if result else 0
 
     def connections(self, path: str) -> list[WebSocket]:
         """The live sessions on `path` in this process."""
@@ -185,6 +214,8 @@ class App:
         """The server runs: start held tasks (called by the server, in every worker)."""
         if self.config.broker is None:
             self.config.broker = os.environ.get("BLAZE_BROKER_URL") or None
+        self._hub_thread = _os_thread_id()
+        self._hub_loop = gevent.get_hub().loop
         for fn in self._on_start:
             fn()
         self._tasks.start()
