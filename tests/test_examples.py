@@ -119,16 +119,21 @@ def test_chat_page_in_headless_chromium():
             wait_until(lambda: "bob joined" in ann.find_element(By.ID, "log").text, 15)
             ann.find_element(By.ID, "text").send_keys("hello from a real browser")
             ann.find_element(By.CSS_SELECTOR, "#send button").click()
+
+            def lines(browser):
+                return [
+                    (m.find_element(By.TAG_NAME, "b").text, m.text)
+                    for m in browser.find_elements(By.CSS_SELECTOR, "#log .msg")
+                ]
+
             for browser in browsers:
                 wait_until(
-                    lambda b=browser: (
-                        "annhello from a real browser"
-                        in b.find_element(By.ID, "log")
-                        .text.replace(" ", "")
-                        .replace("\n", "")
-                        .replace("hellofromarealbrowser", "hello from a real browser")
+                    lambda b=browser: any(
+                        who == "ann" and text.endswith("hello from a real browser")
+                        for who, text in lines(b)
                     ),
                     15,
+                    what="the message in both pages",
                 )
         finally:
             for browser in browsers:
