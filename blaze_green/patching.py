@@ -51,6 +51,7 @@ def start_blocking_monitor(max_blocking_time: float = 0.1) -> None:
     """Debug mode: gevent's monitor thread names code blocking the hub (time.sleep, CPU loops)."""
     import gevent
 
+    gevent.config.monitor_thread = True
     gevent.config.max_blocking_time = max_blocking_time
     hub = gevent.get_hub()
     hub.start_periodic_monitoring_thread()

@@ -141,3 +141,10 @@ def test_gunicorn_stops_on_sigint():
     with ServerProcess("http_app:app", mode="gunicorn", workers=1, cwd=APPS) as server:
         assert requests.get(server.url + "/hello", timeout=5).text == "hi"
         assert server.stop(signal.SIGINT) == 0
+
+
+def test_debug_mode_names_code_that_blocks_the_hub():
+    with ServerProcess("http_app:app", cwd=APPS, args=["--debug"]) as server:
+        server.wait_for_output(r"reporting greenlets that block the hub")
+        assert requests.get(server.url + "/spin", timeout=10).status_code == 200
+        server.wait_for_output(r"appears to be blocked[\s\S]*http_app\.py.*in spin", timeout=15)

@@ -237,3 +237,15 @@ def environ(req):
 
 
 app.ws("/feed", on_message=lambda ws, msg: ws.send(msg))
+
+
+@app.get("/spin")
+def spin(req):
+    """Blocks the hub with CPU work for 0.5 s: what debug mode's monitor must name."""
+    import time
+
+    end = time.perf_counter() + 0.5
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return {"n": n}
