@@ -63,6 +63,30 @@ def test_broadcast_500_clients_exact_counts_and_order(serve):
     wait_until(lambda: count(server) == 0, 20, what="all sessions gone")
 
 
+def test_burst_is_coalesced_into_few_writes(serve):
+    server = serve("rt_app:app")
+
+    async def run():
+        clients = await open_clients(server, 1000)
+        wait_until(lambda: count(server) == 1000, 30, what="1000 registered sessions")
+        before = requests.get(server.url + "/sends", timeout=5).json()["sends"]
+        r = await asyncio.to_thread(
+            requests.post,
+            server.url + "/broadcast",
+            params={"count": 200, "size": 60},
+            timeout=30,
+        )
+        assert r.json()["reached"] == [1000] * 200
+        got = await asyncio.gather(*(receive_n(c, 200) for c in clients))
+        assert all([m["seq"] for m in messages] == list(range(200)) for messages in got)
+        sends = requests.get(server.url + "/sends", timeout=5).json()["sends"] - before
+        # 200,000 deliveries: one coalesced send per client, a few more for partial writes
+        assert 1000 <= sends <= 3000, sends
+        await close_all(clients)
+
+    asyncio.run(run())
+
+
 def test_exclude_skips_the_sender(serve):
     server = serve("rt_app:app")
 

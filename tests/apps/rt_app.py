@@ -5,7 +5,7 @@ Configured by environment variables so one module serves several tests.
 
 import os
 
-from blaze_green import App, Json, delay, task
+from blaze_green import App, Json, WebSocket, delay, task
 
 QUEUE = int(os.environ.get("QUEUE", "1024"))
 SHUTDOWN = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
@@ -126,3 +126,35 @@ def failing_task(app):
 
 app.spawn(startup_task(app))
 app.spawn(failing_task(app))
+
+
+# Test-only instrumentation: count the socket sends sessions make.
+SENDS = [0]
+
+
+class _CountingSocket:
+    def __init__(self, raw):
+        self._raw = raw
+
+    def send(self, data):
+        SENDS[0] += 1
+        return self._raw.send(data)
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+_orig_ws_init = WebSocket.__init__
+
+
+def _counting_init(self, *args, **kwargs):
+    _orig_ws_init(self, *args, **kwargs)
+    self._raw = _CountingSocket(self._raw)
+
+
+WebSocket.__init__ = _counting_init
+
+
+@app.get("/sends")
+def sends(req):
+    return {"sends": SENDS[0]}
