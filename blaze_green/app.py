@@ -345,9 +345,12 @@ class App:
         except BaseException:
             self._ws_reserved -= 1
             raise
+        finally:
+            # The callable holds the HTTP handler and its buffers; ws.environ outlives them.
+            del environ[UPGRADE_KEY]
         ws = WebSocket(
             self, route.handlers, sock, environ, req.path, subprotocol, user_data, params
         )
         self._registry.register(ws)
-        ws._run(initial)
+        ws._start(initial)  # the session's own greenlet: its reader
         return []

