@@ -15,8 +15,9 @@ from .http import HTTPError, Request, Response, to_response
 from .routing import Router
 from .tasks import Task, TaskGroup
 from .ws import handshake
+from .ws.frames import encode_frame
 from .ws.registry import Registry
-from .ws.session import WebSocket, frame_for
+from .ws.session import WebSocket, encode_message
 
 __all__ = ["App", "Config", "WebSocketHandlers"]
 
@@ -95,6 +96,7 @@ class App:
         self._on_start: list[Callable[[], Any]] = []
         self._hub_thread: int | None = None  # the OS thread running the server's hub
         self._hub_loop: Any = None
+        self._broker: Any = None  # a blaze_green.broker.Broker once the server runs with one
 
     def __getattr__(self, name: str) -> Any:
         # Config values read as attributes: app.max_message_size, app.ping_interval, ...
@@ -162,24 +164,26 @@ class App:
     # -- sessions, broadcast, tasks -------------------------------------------------------
 
     def broadcast(self, path: str, data: Any, exclude: Any = None) -> int:
-        """Send `data` to every session on `path` in this process; serialized and framed once.
-        Returns how many sessions it was handed to.
+        """Send `data` to every session on `path`; serialized once and framed once.
 
-        Safe from any greenlet, and from an OS thread: there the message is serialized and
-        framed in the calling thread, then handed to the server's hub, and the call waits
-        (up to 10 s) for the count.
+        Returns how many sessions in this process it was handed to. With a broker, the
+        serialized payload is also published once for the other processes. Safe from any
+        greenlet, and from an OS thread: there the message is serialized and framed in the
+        calling thread, then handed to the server's hub, and the call waits (up to 10 s) for
+        the count. `exclude` (a session or an iterable of them) applies to local sessions.
         """
+        opcode, payload = encode_message(data)
+        frame = encode_frame(opcode, payload)
         hub_thread = self._hub_thread
         if hub_thread is None or _os_thread_id() == hub_thread:
-            return self._registry.broadcast(path, data, exclude)
-        frame = frame_for(data)
+            return self._deliver(path, opcode, payload, frame, exclude)
         result: list[int] = []
         done = _os_lock()
         done.acquire()
 
         def deliver() -> None:
             try:
-                result.append(self._registry.deliver(path, frame, exclude))
+                result.append(self._deliver(path, opcode, payload, frame, exclude))
             finally:
                 done.release()
 
@@ -188,14 +192,48 @@ class App:
             raise TimeoutError("the server's hub did not run the broadcast within 10 s")
         return result[0] if result else 0
 
-    def connections(self, path: str) -> list[WebSocket]:
-        """The live sessions on `path` in this process."""
+    def _deliver(self, path: str, opcode: int, payload: bytes, frame: bytes, exclude: Any) -> int:
+        n = self._registry.deliver(path, frame, exclude)
+        if self._broker is not None:
+            self._broker.publish(path, opcode, payload)
+        return n
+
+    def connections(self, path: str, cluster: bool = False) -> Any:
+        """The live sessions on `path` in this process (a list). With `cluster=True`, the
+        number of sessions on `path` in every live process of the cluster (an int; without a
+        broker, the local count)."""
+        if cluster:
+            if self._broker is not None:
+                return self._broker.cluster_count(path)
+            return len(self._registry.sessions(path))
         return self._registry.sessions(path)
 
-    def spawn(self, fn: Callable[..., Any] | Task, *args: Any, **kwargs: Any) -> Greenlet:
+    def spawn(
+        self,
+        fn: Callable[..., Any] | Task,
+        *args: Any,
+        singleton: str | None = None,
+        **kwargs: Any,
+    ) -> Greenlet:
         """Run `fn(*args, **kwargs)` (or a `@task` call) on its own greenlet; before the server
-        runs it is held and starts with the server."""
-        return self._tasks.spawn(fn, *args, **kwargs)
+        runs it is held and starts with the server.
+
+        `singleton="name"`: with a broker, the task runs in one process of the cluster at a
+        time (under a lock with expiry in the broker) and moves to another process when its
+        holder dies; without one it simply runs here.
+        """
+        if singleton is None:
+            return self._tasks.spawn(fn, *args, **kwargs)
+        if isinstance(fn, Task):
+            if args or kwargs:
+                raise TypeError("spawn(task) takes no extra arguments: pass them to the @task call")
+            fn, args, kwargs = fn.fn, fn.args, fn.kwargs
+        return self._tasks.spawn(self._run_singleton, singleton, fn, args, kwargs)
+
+    def _run_singleton(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if self._broker is None:
+            return fn(*args, **kwargs)
+        return self._broker.run_singleton(name, fn, args, kwargs)
 
     def on_start(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """Call `fn()` when the server starts (in each worker); usable as a decorator."""
@@ -216,6 +254,11 @@ class App:
             self.config.broker = os.environ.get("BLAZE_BROKER_URL") or None
         self._hub_thread = _os_thread_id()
         self._hub_loop = gevent.get_hub().loop
+        if self.config.broker and self._broker is None:
+            from .broker import make_broker
+
+            self._broker = make_broker(self.config.broker, self)
+            self._broker.start()
         for fn in self._on_start:
             fn()
         self._tasks.start()
@@ -228,6 +271,8 @@ class App:
 
     def _stop_tasks(self) -> None:
         self._tasks.kill()
+        if self._broker is not None:
+            self._broker.stop()
 
     def _session_ended(self, ws: WebSocket) -> None:
         self._registry.unregister(ws)

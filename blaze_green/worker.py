@@ -63,6 +63,13 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
         self._attach_logging()
         if app is not None:
             app._started()
+            if self.cfg.workers > 1 and app._broker is None:
+                log.warning(
+                    "%d workers and no broker: app.broadcast reaches only the sessions of the "
+                    "worker that calls it. Set App(broker='redis://host:6379/0') or "
+                    "BLAZE_BROKER_URL to reach every worker.",
+                    self.cfg.workers,
+                )
         log.info("blaze_green worker %d serving", os.getpid())
         last_notify = 0.0
         while self.alive:

@@ -1,4 +1,4 @@
-"""The session registry: weakly held, lock-guarded, path-based; and broadcast.
+"""The session registry: weakly held, lock-guarded, path-based; and broadcast delivery.
 
 The lock only guards the path -> sessions map; it is released before any frame is queued, and
 queueing never touches a socket (the session's hub callback writes later), so a slow client
@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from gevent import monkey
-
-from .session import frame_for
 
 if TYPE_CHECKING:
     from .session import WebSocket
@@ -88,10 +86,6 @@ class Registry:
             if ws._enqueue(frame):
                 n += 1
         return n
-
-    def broadcast(self, path: str, data: Any, exclude: Any = None) -> int:
-        """Serialize once, frame once, deliver to every session on `path`."""
-        return self.deliver(path, frame_for(data), exclude)
 
 
 def _as_iterable(exclude: Any) -> Iterable[Any]:

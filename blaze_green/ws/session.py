@@ -25,25 +25,25 @@ from greenlet import greenlet as RawGreenlet
 
 from ..models import dumps
 from .frames import (
+    OP_BINARY,
     OP_CLOSE,
     OP_PING,
     OP_PONG,
+    OP_TEXT,
     Close,
     FrameParser,
     Message,
     Ping,
     Pong,
     ProtocolError,
-    binary_frame,
     close_payload,
     encode_frame,
-    text_frame,
 )
 
 if TYPE_CHECKING:
     from ..app import App, WebSocketHandlers
 
-__all__ = ["WebSocket", "ConnectionClosed", "frame_for"]
+__all__ = ["WebSocket", "ConnectionClosed", "frame_for", "encode_message"]
 
 log = logging.getLogger("blaze_green")
 
@@ -61,13 +61,19 @@ class ConnectionClosed(Exception):
         self.reason = reason
 
 
+def encode_message(data: Any) -> tuple[int, bytes]:
+    """(opcode, payload) for a message: str is text, bytes-like binary, anything else is
+    serialized to JSON text (the one place messages are serialized)."""
+    if isinstance(data, str):
+        return OP_TEXT, data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return OP_BINARY, bytes(data)
+    return OP_TEXT, dumps(data).encode("utf-8")
+
+
 def frame_for(data: Any) -> bytes:
     """One server frame for a message: str is text, bytes-like binary, anything else JSON text."""
-    if isinstance(data, str):
-        return text_frame(data)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return binary_frame(data)
-    return text_frame(dumps(data))
+    return encode_frame(*encode_message(data))
 
 
 class WebSocket:

@@ -1,0 +1,50 @@
+"""Brokers carry broadcasts between processes (gunicorn workers, hosts).
+
+A broker is created when the server starts (so gunicorn workers connect after the fork) from
+`App(broker=URL)` or `BLAZE_BROKER_URL`. The in-process registry stays the default: with no
+broker, nothing here runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["Broker", "make_broker"]
+
+
+class Broker(Protocol):
+    """What App needs from a broker. Every method is called on the server's hub thread."""
+
+    node_id: str
+
+    def start(self) -> None:
+        """Connect and subscribe in the background; never blocks and never raises for an
+        unreachable broker (it logs once per outage and retries with backoff)."""
+
+    def stop(self) -> None:
+        """Unsubscribe, release singleton locks, remove this process's counts."""
+
+    def publish(self, path: str, opcode: int, payload: bytes) -> None:
+        """Queue one already-serialized message for the other processes; never blocks."""
+
+    def cluster_count(self, path: str) -> int:
+        """Sessions on `path` in every live process (counts at most a few seconds old)."""
+
+    def run_singleton(
+        self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
+    ) -> Any:
+        """Run fn(*args, **kwargs) while holding the cluster-wide lock `name`; blocks (in its
+        own greenlet) until this process holds the lock; gives the task up if the lock is lost."""
+
+
+def make_broker(url: str, app: App) -> Broker:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBroker
+
+        return RedisBroker(url, app)
+    raise ValueError(f"unsupported broker URL {url!r}: use redis://host:port/db")
