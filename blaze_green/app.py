@@ -17,7 +17,7 @@ from .tasks import Task, TaskGroup
 from .ws import handshake
 from .ws.frames import encode_frame
 from .ws.registry import Registry
-from .ws.session import WebSocket, encode_message
+from .ws.session import WebSocket, WriteScheduler, encode_message
 
 __all__ = ["App", "Config", "WebSocketHandlers"]
 
@@ -91,6 +91,7 @@ class App:
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
         self._registry = Registry()
+        self._writes = WriteScheduler()
         self._tasks = TaskGroup()
         self._ws_reserved = 0  # sessions open or mid-handshake, for max_connections
         self._on_start: list[Callable[[], Any]] = []
@@ -194,6 +195,7 @@ class App:
 
     def _deliver(self, path: str, opcode: int, payload: bytes, frame: bytes, exclude: Any) -> int:
         n = self._registry.deliver(path, frame, exclude)
+        self._writes.flush_if_due()
         if self._broker is not None:
             self._broker.publish(path, opcode, payload)
         return n

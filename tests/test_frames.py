@@ -664,3 +664,25 @@ def test_server_frames_parse_in_websockets(length: int) -> None:
     assert parsed[2].data == b"hb"
     close = WsClose.parse(parsed[3].data)
     assert (close.code, close.reason) == (1000, "done")
+
+
+@pytest.mark.parametrize("use_c", [True, False])
+def test_large_payloads_with_and_without_the_c_mask(monkeypatch, use_c):
+    import blaze_green.ws.frames as frames_mod
+
+    if not use_c:
+        monkeypatch.setattr(frames_mod, "_c_apply_mask", None)
+    elif frames_mod._c_apply_mask is None:
+        pytest.skip("websockets' C speedup is not installed")
+    data = os.urandom(1 << 20)
+    text = "héllo wörld ✓ " * 40000
+    stream = encode_frame(OP_BINARY, data, mask=os.urandom(4)) + encode_frame(
+        OP_TEXT, text.encode(), mask=os.urandom(4)
+    )
+    parser = FrameParser(max_message_size=None)
+    events = []
+    for i in range(0, len(stream), 65536):
+        events += parser.feed(stream[i : i + 65536])
+    assert events == [Message(data), Message(text)]
+    assert type(events[0].data) is bytes
+    assert apply_mask(apply_mask(data, b"abcd"), b"abcd") == data

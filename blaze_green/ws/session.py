@@ -43,7 +43,7 @@ from .frames import (
 if TYPE_CHECKING:
     from ..app import App, WebSocketHandlers
 
-__all__ = ["WebSocket", "ConnectionClosed", "frame_for", "encode_message"]
+__all__ = ["WebSocket", "ConnectionClosed", "WriteScheduler", "frame_for", "encode_message"]
 
 log = logging.getLogger("blaze_green")
 
@@ -74,6 +74,52 @@ def encode_message(data: Any) -> tuple[int, bytes]:
 def frame_for(data: Any) -> bytes:
     """One server frame for a message: str is text, bytes-like binary, anything else JSON text."""
     return encode_frame(*encode_message(data))
+
+
+class WriteScheduler:
+    """Decides when queued frames are written, for all the sessions of one app.
+
+    Sessions with queued frames are written by one hub loop callback once the sender yields,
+    so a burst (200 broadcasts in a row) leaves in one send per socket. A burst that keeps the
+    hub busy longer than `budget` (5 ms, or as long as the previous write round took, so that
+    writing never takes more than about half the time) is written at once from the sending
+    greenlet, so early messages of a long burst are not held until its end.
+    """
+
+    __slots__ = ("_dirty", "_since", "_scheduled", "_round", "budget")
+
+    def __init__(self, budget: float = 0.005) -> None:
+        self._dirty: list[WebSocket] = []
+        self._since = 0.0
+        self._scheduled = False
+        self._round = 0.0  # how long the last write round took
+        self.budget = budget
+
+    def schedule(self, ws: WebSocket) -> None:
+        if not self._dirty:
+            self._since = time.monotonic()
+        self._dirty.append(ws)
+        if not self._scheduled:
+            self._scheduled = True
+            ws._loop.run_callback(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every session's pending frames now (non-blocking sends)."""
+        dirty, self._dirty = self._dirty, []
+        if not dirty:
+            return
+        start = time.monotonic()
+        for ws in dirty:
+            ws._flush()
+        self._round = time.monotonic() - start
+
+    def flush_if_due(self) -> None:
+        if self._dirty and time.monotonic() - self._since >= max(self.budget, self._round):
+            self.flush()
 
 
 class WebSocket:
@@ -114,6 +160,7 @@ class WebSocket:
         self._pong_timer: Any = None
         self._ping_payload: bytes | None = None
         self._queue_limit = app.config.send_queue_size
+        self._writes: WriteScheduler = app._writes
 
     # -- public API -----------------------------------------------------------------------
 
@@ -136,6 +183,7 @@ class WebSocket:
             raise ConnectionClosed(self.close_code, self.close_reason)
         if not self._enqueue(frame_for(data)):
             raise ConnectionClosed(self.close_code, self.close_reason)
+        self._writes.flush_if_due()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the peer gets `close_timeout` seconds to answer."""
@@ -158,7 +206,7 @@ class WebSocket:
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.run_callback(self._flush)
+            self._writes.schedule(self)
         return True
 
     def _enqueue_control(self, frame: bytes) -> None:
@@ -167,7 +215,7 @@ class WebSocket:
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.run_callback(self._flush)
+            self._writes.schedule(self)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
