@@ -274,7 +274,8 @@ class App:
     def _stop_tasks(self) -> None:
         self._tasks.kill()
         if self._broker is not None:
-            self._broker.stop()
+            broker, self._broker = self._broker, None  # a later _started() makes a fresh one
+            broker.stop()
 
     def _session_ended(self, ws: WebSocket) -> None:
         self._registry.unregister(ws)

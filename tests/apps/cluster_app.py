@@ -1,0 +1,65 @@
+"""Cluster test app: run several copies with BLAZE_BROKER_URL set (or not).
+
+/feed greets each session with this process's pid; POST /broadcast sends numbered messages;
+GET /count reports local and cluster counts; with SINGLETON=1 a singleton task broadcasts this
+process's pid on /ticks every TICK seconds.
+"""
+
+import os
+
+from blaze_green import App, delay
+
+app = App(ping_interval=None, allowed_origins="*")
+PID = os.getpid()
+
+
+def on_open(ws):
+    ws.send({"hello": PID})
+
+
+app.ws("/feed", on_open=on_open)
+app.ws("/ticks")
+
+
+@app.post("/broadcast")
+def broadcast(req):
+    """count broadcasts of {"seq": i, "tag": tag, "pid": pid} in a row, without yielding."""
+    count = int(req.query.get("count", "1"))
+    tag = req.query.get("tag", "")
+    start = int(req.query.get("start", "0"))
+    reached = 0
+    for i in range(start, start + count):
+        reached += app.broadcast("/feed", {"seq": i, "tag": tag, "pid": PID})
+    return {"reached": reached, "pid": PID}
+
+
+@app.get("/count")
+def count(req):
+    path = req.query.get("path", "/feed")
+    return {
+        "pid": PID,
+        "local": len(app.connections(path)),
+        "cluster": app.connections(path, cluster=True),
+    }
+
+
+@app.get("/pid")
+def pid(req):
+    return {"pid": PID, "broker": app._broker is not None}
+
+
+@app.get("/stats")
+def stats(req):
+    broker = app._broker
+    return dict(broker.stats) if broker is not None else {}
+
+
+def ticker(interval):
+    print(f"ticker running in {PID}", flush=True)
+    while True:
+        app.broadcast("/ticks", {"tick": PID})
+        delay(interval)
+
+
+if os.environ.get("SINGLETON"):
+    app.spawn(ticker, float(os.environ.get("TICK", "0.2")), singleton="ticker")
