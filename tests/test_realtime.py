@@ -80,8 +80,10 @@ def test_burst_is_coalesced_into_few_writes(serve):
         got = await asyncio.gather(*(receive_n(c, 200) for c in clients))
         assert all([m["seq"] for m in messages] == list(range(200)) for messages in got)
         sends = requests.get(server.url + "/sends", timeout=5).json()["sends"] - before
-        # 200,000 deliveries: one coalesced send per client, a few more for partial writes
-        assert 1000 <= sends <= 3000, sends
+        # 200,000 deliveries. Everything queued before the handler yields leaves in one send
+        # per client; a burst longer than the write budget (20 ms) is written in a few rounds
+        # to bound latency. Either way: a few sends per client, not one per message.
+        assert 1000 <= sends <= 20_000, sends
         await close_all(clients)
 
     asyncio.run(run())

@@ -81,14 +81,15 @@ class WriteScheduler:
 
     Sessions with queued frames are written by one hub loop callback once the sender yields,
     so a burst (200 broadcasts in a row) leaves in one send per socket. A burst that keeps the
-    hub busy longer than `budget` (5 ms, or as long as the previous write round took, so that
+    hub busy longer than `budget` (20 ms, or as long as the previous write round took, so that
     writing never takes more than about half the time) is written at once from the sending
-    greenlet, so early messages of a long burst are not held until its end.
+    greenlet, so early messages of a long burst are not held until its end: a few sends per
+    socket per burst instead of one, for a bounded delay.
     """
 
     __slots__ = ("_dirty", "_since", "_scheduled", "_round", "budget")
 
-    def __init__(self, budget: float = 0.005) -> None:
+    def __init__(self, budget: float = 0.02) -> None:
         self._dirty: list[WebSocket] = []
         self._since = 0.0
         self._scheduled = False
