@@ -8,7 +8,14 @@ import sys as _sys
 
 # Before anything imports socket, ssl or threading through us: note what came earlier, then patch.
 _PREIMPORTED = tuple(m for m in ("ssl", "socket", "threading") if m in _sys.modules)
-_SKIP_PATCH = _os.environ.get("BLAZE_GREEN_NO_PATCH") == "1" or "gunicorn.arbiter" in _sys.modules
+# Not patched: on request; in a gunicorn master (each worker patches after the fork); inside a
+# pytest process (test runners keep their own threads; servers under test run in child
+# processes or on a thread with its own hub, see blaze_green.testing).
+_SKIP_PATCH = (
+    _os.environ.get("BLAZE_GREEN_NO_PATCH") == "1"
+    or "gunicorn.arbiter" in _sys.modules
+    or "_pytest" in _sys.modules
+)
 
 if not _SKIP_PATCH:
     from gevent import monkey as _monkey
