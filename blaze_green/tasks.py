@@ -72,8 +72,10 @@ class TaskGroup:
 
     def __init__(self) -> None:
         self._pending: list[Greenlet] = []
+        self._held: list[tuple[str, Callable[..., Any], tuple, dict[str, Any]]] = []
         self._running: set[Greenlet] = set()
         self.started = False
+        self._served_before = False
 
     def spawn(self, fn: Callable[..., Any] | Task, *args: Any, **kwargs: Any) -> Greenlet:
         if isinstance(fn, Task):
@@ -88,21 +90,38 @@ class TaskGroup:
                 f"app.spawn({fn.__name__}(app))"
             )
         name = getattr(fn, "__qualname__", repr(fn))
-        g = Greenlet(_run_logged, name, fn, args, kwargs)
-        g.name = name
-        g.link(self._running.discard)
-        self._running.add(g)
+        g = self._make(name, fn, args, kwargs)
         if self.started:
             g.start()
         else:
             self._pending.append(g)
+            self._held.append((name, fn, args, kwargs))
+        return g
+
+    def _make(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Greenlet:
+        g = Greenlet(_run_logged, name, fn, args, kwargs)
+        g.name = name
+        g.link(self._running.discard)
+        self._running.add(g)
         return g
 
     def start(self) -> None:
+        """Start the held tasks on the calling thread's hub (the server's)."""
         self.started = True
-        pending, self._pending = self._pending, []
+        hub = gevent.get_hub()
+        if self._served_before:
+            # Served again in this process (a test server per test): the held greenlets ran
+            # and were killed; start the same tasks afresh.
+            pending = [self._make(*spec) for spec in self._held]
+        else:
+            pending, self._pending = self._pending, []
+        self._served_before = True
         for g in pending:
             if not g.dead:
+                if g.parent is not hub:
+                    # Built on another thread's hub (app.spawn at import, server on a thread
+                    # of its own): an unstarted greenlet can move to this one.
+                    g.parent = hub
                 g.start()
         if pending:
             log.info("started %d background task(s)", len(pending))
@@ -110,5 +129,6 @@ class TaskGroup:
     def kill(self, timeout: float = 1.0) -> None:
         greenlets = [g for g in self._running if not g.dead]
         self._pending = []
+        self.started = False
         if greenlets:
             gevent.killall(greenlets, timeout=timeout)

@@ -12,6 +12,7 @@ from blaze_green import App, Json, delay, model, task
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass
 
 log = logging.getLogger("feed")
@@ -59,6 +60,22 @@ def monitor_loop(app):
 
 app.spawn(ticker(app))
 app.spawn(monitor_loop(app))
+
+# For load tests (loadtests/locustfile.py): a numbered tick with the server's clock, 10 times a
+# second, so clients can measure push latency (now - ts) and spot lost messages (seq gaps).
+app.ws("/ticks")
+
+
+@task
+def ticks(app):
+    seq = 0
+    while True:
+        seq += 1
+        app.broadcast("/ticks", Json({"seq": seq, "ts": time.time()}))
+        delay(0.1)
+
+
+app.spawn(ticks(app), singleton="ticks")  # one numbering even for a cluster with a broker
 
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>blaze_green feed</title>
