@@ -233,7 +233,12 @@ class ServerProcess:
                 proc.wait(5)
         if self._reader is not None:
             self._reader.join(5)
+        if proc.stdout is not None and not self._reader_alive():
+            proc.stdout.close()
         return proc.returncode
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
 
     def __enter__(self) -> ServerProcess:
         return self.start()
