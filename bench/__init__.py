@@ -1,0 +1,1 @@
+"""blaze_green benchmark suite: `python -m bench` (see bench/README.md)."""

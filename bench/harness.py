@@ -1,0 +1,558 @@
+"""Process plumbing for the benchmark suite: servers, the C load generator, wrk.
+
+Every server is a separate process on 127.0.0.1 and a free port, started by the
+harness, waited for with a polling deadline and killed at the end (also on
+Ctrl-C and exceptions: see ``ProcessRegistry``). Children get RLIMIT_NOFILE
+raised and die with the harness (PR_SET_PDEATHSIG). With at least two cores,
+servers are pinned to core 0 (once they listen) and load generators to core 1, so
+the generator never takes CPU from the server (``--no-pin`` turns this off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+SERVERS_DIR = BENCH_DIR / "servers"
+BUILD_DIR = BENCH_DIR / "build"
+LOADGEN_SRC = BENCH_DIR / "loadgen.c"
+LOADGEN = BUILD_DIR / "loadgen"
+NOFILE = 65536
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+class BenchError(Exception):
+    """A run that could not produce a measurement (the message says why)."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- children
+_libc = None
+with contextlib.suppress(OSError):
+    _libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+PIN = {"server": None, "gen": None}
+PRIORITY = {"nice": 0}  # niceness for every child (negative = favoured; needs root)
+
+
+def configure_pinning(enabled: bool) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if enabled and len(cpus) >= 2:
+        PIN["server"], PIN["gen"] = {cpus[0]}, {cpus[1]}
+    else:
+        PIN["server"] = PIN["gen"] = None
+
+
+def pin_process(pid: int, cpus: set[int] | None) -> None:
+    """Pin every thread of a running process (servers are pinned once they listen, so
+    that several of them can start in parallel on all cores)."""
+    if not cpus:
+        return
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, cpus)
+
+
+def _preexec(role: str, pin: bool = True):
+    cpus = PIN.get(role) if pin else None
+    nice = PRIORITY["nice"]
+
+    def fn():
+        if nice:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(hard, NOFILE)))
+        except (ValueError, OSError):
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if _libc is not None:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cpus:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, cpus)
+
+    return fn
+
+
+class ProcessRegistry:
+    """Every child process we start; ``kill_all`` ends them (by pid, ours only)."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def add(self, p: subprocess.Popen) -> subprocess.Popen:
+        self.procs.append(p)
+        return p
+
+    def forget(self, p: subprocess.Popen) -> None:
+        with contextlib.suppress(ValueError):
+            self.procs.remove(p)
+
+    def kill_all(self) -> None:
+        for p in list(self.procs):
+            if p.poll() is None:
+                with contextlib.suppress(OSError):
+                    p.kill()
+        for p in list(self.procs):
+            with contextlib.suppress(Exception):
+                p.wait(timeout=5)
+        self.procs.clear()
+
+
+REGISTRY = ProcessRegistry()
+
+
+# --------------------------------------------------------------------------- /proc
+def proc_cpu_s(pid: int) -> float | None:
+    """utime+stime of a process (all its threads) in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat
+
+
+def proc_rss_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+NCPU = os.cpu_count() or 1
+
+
+def machine_stat() -> tuple[int, int, int, int]:
+    """(total, steal, idle, busy) jiffies over all CPUs from /proc/stat; busy is
+    user+nice+system, i.e. every process on the machine, ours and others'."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return sum(v), v[7], v[3] + v[4], v[0] + v[1] + v[2]
+
+
+def machine_pcts(a, b) -> dict:
+    """steal_pct, idle_pct (% of all CPU time) and machine_busy_pct (% of one core)."""
+    dt = b[0] - a[0]
+    if dt <= 0:
+        return {}
+    return {
+        "steal_pct": 100.0 * (b[1] - a[1]) / dt,
+        "idle_pct": 100.0 * (b[2] - a[2]) / dt,
+        "machine_busy_pct": 100.0 * NCPU * (b[3] - a[3]) / dt,
+        "ncpu": NCPU,
+    }
+
+
+def other_load_pct(r: dict) -> float | None:
+    """CPU (% of one core) used during a run's window by processes other than the
+    measured server and the load generator: other people's work on a shared machine."""
+    if "machine_busy_pct" not in r or "server_cpu_pct" not in r or "gen_cpu_pct" not in r:
+        return None
+    return max(0.0, r["machine_busy_pct"] - r["server_cpu_pct"] - r["gen_cpu_pct"])
+
+
+def wait_for_quiet(max_wait_s: float, threshold_pct: float = 25.0, sample_s: float = 0.5) -> dict:
+    """Wait (up to max_wait_s) until the machine's CPU use, all processes together, stays
+    under threshold_pct of one core for one sample: our servers are idle between runs,
+    so what is left is someone else's load. Returns what was seen."""
+    t0 = time.monotonic()
+    first = None
+    announced = False
+    while True:
+        a = machine_stat()
+        time.sleep(sample_s)
+        load = machine_pcts(a, machine_stat()).get("machine_busy_pct", 0.0)
+        if first is None:
+            first = load
+        waited = time.monotonic() - t0
+        if load < threshold_pct or waited >= max_wait_s:
+            return {
+                "load_before_pct": round(load, 1),
+                "load_at_first_check_pct": round(first, 1),
+                "waited_s": round(waited, 1),
+                "quiet": load < threshold_pct,
+            }
+        if not announced:
+            log(
+                f"  machine busy ({load:.0f}% of a core used by other processes); waiting up to "
+                f"{max_wait_s:.0f} s for it to calm down"
+            )
+            announced = True
+
+
+# --------------------------------------------------------------------------- ports
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listens(pid: int, port: int) -> bool:
+    """True when process `pid` itself has a listening TCP socket on 127.0.0.1:port (so
+    another program that grabbed the same port on a shared machine is never measured,
+    and no probe connection shows up in the server's logs)."""
+    inodes = set()
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1] == want and parts[3] == "0A":  # 0A = LISTEN
+                    inodes.add(f"socket:[{parts[9]}]")
+    except OSError:
+        return False
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------- servers
+@dataclass
+class ServerSpec:
+    name: str
+    script: str
+    args: tuple[str, ...] = ()
+    label: str = ""
+
+    @property
+    def path(self) -> Path:
+        return SERVERS_DIR / self.script
+
+
+SERVERS: dict[str, ServerSpec] = {
+    s.name: s
+    for s in [
+        ServerSpec("blaze", "blaze.py", label="blaze_green"),
+        ServerSpec("websockets", "websockets_asyncio.py", label="websockets 17 (asyncio)"),
+        ServerSpec(
+            "websockets_uvloop",
+            "websockets_asyncio.py",
+            ("--uvloop",),
+            label="websockets 17 (uvloop)",
+        ),
+        ServerSpec(
+            "gevent_websocket_bare", "gevent_websocket_bare.py", label="gevent-websocket (bare)"
+        ),
+        ServerSpec("raw_gevent", "raw_gevent.py", label="raw gevent (hand-rolled WS, ceiling)"),
+        ServerSpec("wsgi_bare", "wsgi_bare.py", label="bare WSGI on gevent.pywsgi"),
+        ServerSpec("flask_pywsgi", "flask_pywsgi.py", label="Flask on gevent.pywsgi"),
+    ]
+}
+
+
+@dataclass
+class Server:
+    spec: ServerSpec
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    _log_file: object = None
+    start_s: float = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_tail(self, n: int = 15) -> str:
+        if not self.log_path:
+            return ""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def _spawn(spec: ServerSpec, port: int, log_dir: Path) -> Server:
+    log_path = log_dir / f"{spec.name}-{port}.log"
+    f = open(log_path, "wb")  # noqa: SIM115 (closed in stop_servers)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONDEVMODE", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(spec.path), str(port), *spec.args],
+        cwd=str(REPO),
+        stdin=subprocess.DEVNULL,
+        stdout=f,
+        stderr=subprocess.STDOUT,
+        env=env,
+        preexec_fn=_preexec("server", pin=False),
+    )
+    REGISTRY.add(proc)
+    return Server(spec, port, proc, log_path, f)
+
+
+def start_servers(
+    specs: list[ServerSpec], log_dir: Path, deadline_s: float = 20.0, attempts: int = 3
+) -> dict[str, Server | BenchError]:
+    """Start all servers at once (they are idle until measured) and wait for each
+    to accept TCP connections. A server that exits early (say the port was taken
+    between picking and binding it) is retried on a new port."""
+    result: dict[str, Server | BenchError] = {}
+    starting: dict[str, Server] = {}
+    t0 = time.monotonic()
+    for spec in specs:
+        starting[spec.name] = _spawn(spec, free_port(), log_dir)
+    tries = {name: 1 for name in starting}
+    deadline = t0 + deadline_s
+    while starting:
+        for name, srv in list(starting.items()):
+            if srv.proc.poll() is not None:
+                tail = srv.log_tail()
+                _close_log(srv)
+                REGISTRY.forget(srv.proc)
+                if tries[name] < attempts and "address already in use" in tail.lower():
+                    tries[name] += 1
+                    starting[name] = _spawn(srv.spec, free_port(), log_dir)
+                    continue
+                result[name] = BenchError(
+                    f"{name} exited with status {srv.proc.returncode} during start-up:\n{tail}"
+                )
+                del starting[name]
+            elif listens(srv.pid, srv.port):
+                srv.start_s = time.monotonic() - t0
+                pin_process(srv.pid, PIN["server"])
+                result[name] = srv
+                del starting[name]
+        if starting and time.monotonic() > deadline:
+            for name, srv in starting.items():
+                tail = srv.log_tail()
+                stop_servers([srv])
+                result[name] = BenchError(
+                    f"{name} did not listen within {deadline_s:.0f} s:\n{tail}"
+                )
+            break
+        if starting:
+            time.sleep(0.02)
+    return result
+
+
+def _close_log(srv: Server) -> None:
+    if srv._log_file is not None:
+        with contextlib.suppress(Exception):
+            srv._log_file.close()
+        srv._log_file = None
+
+
+def stop_servers(servers: list[Server], grace_s: float = 2.0) -> None:
+    live = [s for s in servers if s.proc is not None]
+    for s in live:
+        if s.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                s.proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for s in live:
+        try:
+            s.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                s.proc.kill()
+            with contextlib.suppress(Exception):
+                s.proc.wait(timeout=5)
+        REGISTRY.forget(s.proc)
+        _close_log(s)
+
+
+# --------------------------------------------------------------------------- loadgen
+def build_loadgen() -> Path:
+    """Compile bench/loadgen.c when the binary is missing or older than the source."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    if LOADGEN.exists() and LOADGEN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime:
+        return LOADGEN
+    cmd = ["gcc", "-O2", "-o", str(LOADGEN), str(LOADGEN_SRC)]
+    log("building load generator: " + " ".join(cmd))
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"gcc failed:\n{r.stderr}")
+    return LOADGEN
+
+
+@dataclass
+class GenRun:
+    proc: subprocess.Popen
+    cmd: list[str]
+    timer: threading.Timer | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def readline(self) -> str:
+        line = self.proc.stdout.readline()
+        if line:
+            self.lines.append(line)
+        return line
+
+    def finish(self) -> dict:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+        err = self.proc.stderr.read()
+        rc = self.proc.wait()
+        if self.timer:
+            self.timer.cancel()
+        REGISTRY.forget(self.proc)
+        result = None
+        for line in reversed(self.lines):
+            line = line.strip()
+            if line.startswith("{") and '"mode"' in line:
+                result = json.loads(line)
+                break
+        if result is None:
+            raise BenchError(f"load generator gave no result (exit {rc}): {err.strip()[-500:]}")
+        result["exit_status"] = rc
+        if err.strip():
+            result["stderr"] = err.strip()[-500:]
+        return result
+
+
+def start_loadgen(args: list[str], hard_timeout_s: float) -> GenRun:
+    cmd = [str(LOADGEN), *args]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_preexec("gen"),
+    )
+    REGISTRY.add(proc)
+    timer = threading.Timer(hard_timeout_s, lambda: proc.poll() is None and proc.kill())
+    timer.daemon = True
+    timer.start()
+    return GenRun(proc, cmd, timer)
+
+
+def run_loadgen(args: list[str], hard_timeout_s: float) -> dict:
+    run = start_loadgen(args, hard_timeout_s)
+    result = run.finish()
+    result["command"] = "loadgen " + " ".join(args)
+    return result
+
+
+# --------------------------------------------------------------------------- wrk
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    for unit in ("us", "ms", "s", "m"):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * _UNITS[unit]
+    return float(text)
+
+
+def parse_wrk(out: str) -> dict:
+    res: dict = {}
+    in_dist = False
+    for raw in out.splitlines():
+        line = raw.strip()
+        if line.startswith("Latency Distribution"):
+            in_dist = True
+            continue
+        if in_dist:
+            parts = line.split()
+            if len(parts) == 2 and parts[0].endswith("%"):
+                res[f"p{parts[0][:-1].split('.')[0]}_ms"] = _ms(parts[1])
+                continue
+            in_dist = False
+        if line.startswith("Requests/sec:"):
+            res["requests_per_s"] = float(line.split()[1])
+        elif "requests in" in line:
+            res["requests"] = int(line.split()[0])
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            res["non_2xx"] = int(line.split()[-1])
+        elif line.startswith("Socket errors:"):
+            res["socket_errors"] = line.split(":", 1)[1].strip()
+        elif line.startswith("Latency") and "distribution" not in line.lower():
+            parts = line.split()
+            if len(parts) >= 4:
+                res["avg_ms"] = _ms(parts[1])
+                res["max_ms"] = _ms(parts[3])
+    if "requests_per_s" not in res:
+        raise BenchError(f"could not parse wrk output:\n{out[-800:]}")
+    return res
+
+
+def run_wrk(server: Server, threads: int, conns: int, duration_s: float, path: str) -> dict:
+    url = f"http://127.0.0.1:{server.port}{path}"
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration_s:g}s", "--latency", url]
+    with tempfile.TemporaryFile("w+") as out:
+        st0 = machine_stat()
+        s0 = proc_cpu_s(server.pid)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_preexec("gen"),
+        )
+        REGISTRY.add(proc)
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        except ChildProcessError:
+            status, ru = 0, None
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        t1 = time.monotonic()
+        s1 = proc_cpu_s(server.pid)
+        st1 = machine_stat()
+        REGISTRY.forget(proc)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise BenchError(f"wrk exited with {proc.returncode}: {text[-500:]}")
+    res = parse_wrk(text)
+    window = t1 - t0
+    res.update(window_s=window, command=" ".join(cmd).replace(str(server.port), "PORT"))
+    res.update(machine_pcts(st0, st1))
+    if ru is not None:
+        res["gen_cpu_s"] = ru.ru_utime + ru.ru_stime
+        res["gen_cpu_pct"] = 100.0 * res["gen_cpu_s"] / window
+    if s0 is not None and s1 is not None:
+        res["server_cpu_s"] = s1 - s0
+        res["server_cpu_pct"] = 100.0 * (s1 - s0) / window
+    return res

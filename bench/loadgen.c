@@ -1,0 +1,687 @@
+/*
+ * blaze_green benchmark load generator.
+ *
+ * Single-threaded epoll, non-blocking sockets, TCP_NODELAY, hand-written
+ * WebSocket client (RFC 6455): fixed valid Sec-WebSocket-Key, masked client
+ * frames (fixed mask), parses unmasked server frames with 7/16/64-bit lengths,
+ * fragmented messages and frames split across reads. No extensions are
+ * offered, so compression is always off.
+ *
+ * Build:  gcc -O2 -o bench/build/loadgen bench/loadgen.c
+ *
+ * Usage:  loadgen [-p SERVER_PID] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] MODE ARGS...
+ *   fanout HOST PORT N COUNT SIZE
+ *   echo   HOST PORT CLIENTS SECONDS SIZE
+ *   big    HOST PORT MSG_BYTES COUNT text|binary
+ *   idle   HOST PORT N HOLD_S [PATH]   (SIGUSR1 ends the hold early)
+ *
+ *   -p  PID of the server: its CPU time (utime+stime from /proc/PID/stat) is
+ *       sampled at the start and end of the measured window, next to this
+ *       process's own CPU time (getrusage) over the same window.
+ *   -t  give up after this many seconds (connect phase; fanout delivery); default 60
+ *   -w  echo warm-up seconds before the window opens; default 1
+ *   -d  big: stop after this many seconds even if COUNT is not reached (at least 1 message)
+ *
+ * Every mode prints ONE line of JSON on stdout at the end (idle also prints
+ * {"ready": N} when all connections are open). Exit status 0 on success,
+ * 1 when the run did not complete (the JSON then carries "error").
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+#define MAX_INFLIGHT 128 /* handshakes in progress at once (keeps the accept backlog small) */
+#define MAX_RETRIES 200
+#define RBUF_SIZE (256 * 1024)
+
+enum { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_CLOSED };
+enum { K_SUB, K_CONTROL, K_ECHO, K_BIG, K_IDLE };
+
+typedef struct conn {
+    int fd, state, kind, id, retries;
+    const char *path;
+    char *in; size_t in_len, in_cap;           /* unparsed input (partial frame / headers) */
+    char *out; size_t out_len, out_off, out_cap; /* unsent output */
+    char *msg; size_t msg_len, msg_cap; int msg_op, in_msg; /* fragmented message */
+    int want_out;
+    int64_t next_seq;
+    uint64_t received;
+    double sent_at;
+    double retry_at;
+} conn;
+
+/* ---------------------------------------------------------------- globals */
+static int ep = -1;
+static struct sockaddr_in srv_addr;
+static char host_hdr[128];
+static conn *conns;            /* subscribers / clients */
+static int nconns;
+static conn control;           /* fanout control connection */
+static int launched, opened, failed, inflight;
+static int server_pid = 0;
+static double opt_timeout = 60.0, opt_warmup = 1.0, opt_maxdur = 0.0;
+static const char *mode;
+static char errbuf[512];
+static unsigned char mask_key[4] = {0x37, 0xfa, 0x21, 0x3d};
+static char rbuf[RBUF_SIZE];
+static int stop_flag = 0;
+
+/* window measurement */
+static double win_t0, win_t1, gen_cpu0, gen_cpu1, srv_cpu0 = -1, srv_cpu1 = -1;
+
+/* latency samples (ms) */
+static float *lat; static size_t lat_n, lat_cap;
+
+/* fanout */
+static long f_n, f_count, f_size;
+static uint64_t f_deliveries, f_expected, f_order_errors, f_parse_errors;
+static double f_go_t, f_last_t; static int f_go_sent, f_done_seen;
+
+/* echo */
+static long e_clients; static double e_seconds; static long e_size;
+static char *e_frame; static size_t e_frame_len; static char *e_payload;
+static int e_phase; /* 0 connecting, 1 warmup, 2 window, 3 done */
+static double e_warm_t; static uint64_t e_round_trips, e_bad;
+
+/* big */
+static long b_bytes, b_count; static int b_binary;
+static char *b_frame; static size_t b_frame_len; static char *b_payload;
+static long b_done; static uint64_t b_mismatch; static int b_finished;
+
+/* idle */
+static double i_hold; static int i_ready_printed; static double i_ready_t;
+
+/* ------------------------------------------------------------------ utils */
+static double mono(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+static double realtime(void) {
+    struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+static double self_cpu(void) {
+    struct rusage r; getrusage(RUSAGE_SELF, &r);
+    return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec / 1e6;
+}
+static double proc_cpu(int pid) {
+    if (pid <= 0) return -1;
+    char p[64], buf[2048]; snprintf(p, sizeof p, "/proc/%d/stat", pid);
+    FILE *f = fopen(p, "r"); if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f); fclose(f); buf[n] = 0;
+    char *s = strrchr(buf, ')'); if (!s) return -1;
+    s += 2; /* now at field 3 (state) */
+    unsigned long long ut = 0, st = 0; int field = 3; char *tok = strtok(s, " ");
+    while (tok) {
+        if (field == 14) ut = strtoull(tok, NULL, 10);
+        if (field == 15) { st = strtoull(tok, NULL, 10); break; }
+        tok = strtok(NULL, " "); field++;
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+/* machine-wide jiffies from /proc/stat: all, steal (taken by the hypervisor), idle
+   (idle+iowait) and busy (user+nice+system: every process, ours and others) */
+typedef struct { double total, steal, idle, busy; } mstat;
+static mstat ms0, ms1;
+static int ncpu = 1;
+static void stat_sample(mstat *m) {
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen("/proc/stat", "r"); if (!f) return;
+    unsigned long long v[10] = {0};
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
+        for (int i = 0; i < 8; i++) m->total += v[i]; /* guest time is already in user */
+        m->steal = v[7]; m->idle = v[3] + v[4]; m->busy = v[0] + v[1] + v[2];
+    }
+    fclose(f);
+}
+static void win_start(void) { stat_sample(&ms0); win_t0 = mono(); gen_cpu0 = self_cpu(); srv_cpu0 = proc_cpu(server_pid); }
+static void win_end(void) { win_t1 = mono(); gen_cpu1 = self_cpu(); srv_cpu1 = proc_cpu(server_pid); stat_sample(&ms1); }
+
+static void die(const char *fmt, ...) {
+    va_list ap; va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap); fputc('\n', stderr); exit(2);
+}
+static void set_error(const char *fmt, ...) {
+    if (errbuf[0]) return;
+    va_list ap; va_start(ap, fmt); vsnprintf(errbuf, sizeof errbuf, fmt, ap); va_end(ap);
+}
+static void *xrealloc(void *p, size_t n) { void *q = realloc(p, n); if (!q && n) die("out of memory"); return q; }
+
+static void lat_add(double ms) {
+    if (lat_n == lat_cap) { lat_cap = lat_cap ? lat_cap * 2 : 65536; lat = xrealloc(lat, lat_cap * sizeof *lat); }
+    lat[lat_n++] = (float)ms;
+}
+static int fcmp(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return (x > y) - (x < y); }
+static double pct(double p) { /* nearest-rank percentile of sorted lat */
+    if (!lat_n) return -1;
+    double x = p / 100.0 * lat_n; size_t k = (size_t)x; if ((double)k < x) k++; if (k < 1) k = 1; if (k > lat_n) k = lat_n;
+    return lat[k - 1];
+}
+
+/* buffers */
+static void buf_append(char **b, size_t *len, size_t *cap, const char *d, size_t n) {
+    if (*len + n > *cap) { size_t c = *cap ? *cap : 4096; while (c < *len + n) c *= 2; *b = xrealloc(*b, c); *cap = c; }
+    memcpy(*b + *len, d, n); *len += n;
+}
+
+/* --------------------------------------------------------------- sockets */
+static void ep_mod(conn *c, int want_out) {
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) die("epoll_ctl mod: %s", strerror(errno));
+    c->want_out = want_out;
+}
+
+static void conn_close(conn *c) {
+    if (c->fd >= 0) { epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); c->fd = -1; }
+    c->in_len = c->out_len = c->out_off = c->msg_len = 0; c->in_msg = 0;
+}
+
+static int conn_flush(conn *c) {
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        c->out_off += w;
+    }
+    if (c->out_off == c->out_len) { c->out_off = c->out_len = 0; if (c->want_out && c->state != ST_CONNECTING) ep_mod(c, 0); }
+    else if (!c->want_out) ep_mod(c, 1);
+    return 0;
+}
+
+static void send_raw(conn *c, const char *d, size_t n) {
+    if (c->fd < 0) return;
+    if (c->out_len == 0 && (c->state == ST_OPEN || c->state == ST_CLOSING)) { /* fast path: write straight from caller's buffer */
+        ssize_t w;
+        do { w = send(c->fd, d, n, MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
+        if (w < 0) { if (errno != EAGAIN && errno != EWOULDBLOCK) return; w = 0; }
+        d += w; n -= w;
+        if (!n) return;
+    }
+    buf_append(&c->out, &c->out_len, &c->out_cap, d, n);
+    if (c->state == ST_OPEN || c->state == ST_CLOSING) conn_flush(c);
+}
+
+/* build a masked client frame into a fresh malloc'd buffer */
+static char *build_frame(int op, const char *payload, size_t n, size_t *out_len) {
+    size_t hl = 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4;
+    unsigned char *f = malloc(hl + n); if (!f) die("out of memory");
+    f[0] = 0x80 | op; size_t i = 2;
+    if (n < 126) f[1] = 0x80 | n;
+    else if (n < 65536) { f[1] = 0x80 | 126; f[2] = n >> 8; f[3] = n & 255; i = 4; }
+    else { f[1] = 0x80 | 127; for (int k = 0; k < 8; k++) f[2 + k] = (uint64_t)n >> (56 - 8 * k); i = 10; }
+    memcpy(f + i, mask_key, 4); i += 4;
+    for (size_t k = 0; k < n; k++) f[i + k] = payload[k] ^ mask_key[k & 3];
+    *out_len = hl + n; return (char *)f;
+}
+static void send_frame(conn *c, int op, const char *payload, size_t n) {
+    size_t fl; char *f = build_frame(op, payload, n, &fl); send_raw(c, f, fl); free(f);
+}
+
+static void conn_start(conn *c) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket: %s (raise RLIMIT_NOFILE?)", strerror(errno));
+    int one = 1; setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd; c->state = ST_CONNECTING; c->in_len = c->out_len = c->out_off = 0; c->in_msg = 0; c->msg_len = 0;
+    int r = connect(fd, (struct sockaddr *)&srv_addr, sizeof srv_addr);
+    if (r < 0 && errno != EINPROGRESS) die("connect: %s", strerror(errno));
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n", c->path, host_hdr);
+    buf_append(&c->out, &c->out_len, &c->out_cap, req, n);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl add: %s", strerror(errno));
+    c->want_out = 1;
+}
+
+static void on_open(conn *c);
+static void on_message(conn *c, int op, char *data, size_t n);
+
+/* a connection failed before it was open: retry (refused / reset while the
+   server is busy accepting) or give up */
+static int pending_retries;
+static void conn_failed_early(conn *c, const char *why) {
+    conn_close(c); inflight--;
+    if (++c->retries > MAX_RETRIES || c->kind == K_CONTROL) {
+        c->state = ST_CLOSED; failed++;
+        set_error("connection %d to %s failed after %d tries: %s", c->id, c->path, c->retries, why);
+        return;
+    }
+    c->state = ST_FREE; c->retry_at = mono() + 0.01 * (c->retries < 10 ? c->retries : 10); pending_retries++;
+}
+
+static int lost; /* open connections the server dropped while measuring */
+static void conn_lost(conn *c, const char *why) {
+    if (c->state == ST_OPEN && !stop_flag) { set_error("connection %d on %s lost: %s", c->id, c->path, why); lost++; }
+    conn_close(c); c->state = ST_CLOSED;
+}
+
+/* parse as much as possible from d[0..n); returns bytes consumed */
+static size_t parse(conn *c, char *d, size_t n) {
+    size_t pos = 0;
+    if (c->state == ST_HANDSHAKE) {
+        char *e = memmem(d, n, "\r\n\r\n", 4);
+        if (!e) return 0;
+        size_t hl = e - d + 4;
+        if (n < 12 || memcmp(d, "HTTP/1.1 101", 12) != 0) {
+            char line[128]; size_t l = 0; while (l < n && l < 100 && d[l] != '\r') { line[l] = d[l]; l++; } line[l] = 0;
+            set_error("handshake on %s rejected: %s", c->path, line);
+            conn_close(c); c->state = ST_CLOSED; failed++; inflight--;
+            return n;
+        }
+        /* check Sec-WebSocket-Accept */
+        int ok = 0;
+        for (char *p = d; p < e; p++) {
+            if ((p == d || p[-1] == '\n') && strncasecmp(p, "sec-websocket-accept:", 21) == 0) {
+                char *v = p + 21; while (*v == ' ') v++;
+                ok = strncmp(v, WS_ACCEPT, strlen(WS_ACCEPT)) == 0; break;
+            }
+        }
+        if (!ok) { set_error("bad Sec-WebSocket-Accept on %s", c->path); conn_close(c); c->state = ST_CLOSED; failed++; inflight--; return n; }
+        c->state = ST_OPEN; inflight--; opened++;
+        pos = hl;
+        if (c->out_len) conn_flush(c);
+        on_open(c);
+        if (c->state != ST_OPEN) return n;
+    }
+    while (c->state == ST_OPEN || c->state == ST_CLOSING) {
+        size_t avail = n - pos;
+        if (avail < 2) break;
+        unsigned char *h = (unsigned char *)d + pos;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80;
+        uint64_t len = h[1] & 0x7f; size_t hl = 2;
+        if (len == 126) { if (avail < 4) break; len = (h[2] << 8) | h[3]; hl = 4; }
+        else if (len == 127) { if (avail < 10) break; len = 0; for (int k = 0; k < 8; k++) len = (len << 8) | h[2 + k]; hl = 10; }
+        if (masked) hl += 4;
+        if (avail < hl + len) break;
+        char *pl = d + pos + hl;
+        if (masked) { unsigned char *m = h + hl - 4; for (uint64_t k = 0; k < len; k++) pl[k] ^= m[k & 3]; }
+        pos += hl + len;
+        if (op >= 8) { /* control frames */
+            if (op == 0x9) { if (c->state == ST_OPEN) send_frame(c, 0xA, pl, len); }
+            else if (op == 0x8) {
+                if (c->state == ST_CLOSING) { conn_close(c); c->state = ST_CLOSED; return n; }
+                if (!stop_flag) { set_error("server closed %s connection %d (close frame)", c->path, c->id); lost++; }
+                send_frame(c, 0x8, pl, len >= 2 ? 2 : 0);
+                conn_close(c); c->state = ST_CLOSED;
+                return n;
+            }
+            continue;
+        }
+        if (c->state == ST_CLOSING) continue;
+        if (op == 0) { /* continuation */
+            if (!c->in_msg) { set_error("unexpected continuation frame"); continue; }
+            buf_append(&c->msg, &c->msg_len, &c->msg_cap, pl, len);
+            if (fin) { c->in_msg = 0; on_message(c, c->msg_op, c->msg, c->msg_len); c->msg_len = 0; }
+            continue;
+        }
+        if (!fin) { c->in_msg = 1; c->msg_op = op; c->msg_len = 0; buf_append(&c->msg, &c->msg_len, &c->msg_cap, pl, len); continue; }
+        on_message(c, op, pl, len);
+    }
+    return pos;
+}
+
+static void conn_readable(conn *c) {
+    for (int iter = 0; iter < 4 && c->fd >= 0; iter++) {
+        ssize_t r = recv(c->fd, rbuf, sizeof rbuf, 0);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EINTR) continue;
+            if (c->state == ST_HANDSHAKE || c->state == ST_CONNECTING) conn_failed_early(c, strerror(errno));
+            else if (c->state == ST_CLOSING) { conn_close(c); c->state = ST_CLOSED; }
+            else conn_lost(c, strerror(errno));
+            return;
+        }
+        if (r == 0) {
+            if (c->state == ST_HANDSHAKE || c->state == ST_CONNECTING) conn_failed_early(c, "eof during handshake");
+            else if (c->state == ST_CLOSING) { conn_close(c); c->state = ST_CLOSED; }
+            else conn_lost(c, "eof");
+            return;
+        }
+        if (c->in_len == 0) {
+            size_t used = parse(c, rbuf, r);
+            if (c->fd >= 0 && used < (size_t)r) buf_append(&c->in, &c->in_len, &c->in_cap, rbuf + used, r - used);
+        } else {
+            buf_append(&c->in, &c->in_len, &c->in_cap, rbuf, r);
+            size_t used = parse(c, c->in, c->in_len);
+            if (c->fd >= 0) {
+                if (used < c->in_len) memmove(c->in, c->in + used, c->in_len - used);
+                c->in_len -= used;
+            }
+        }
+        if ((size_t)r < sizeof rbuf) return;
+    }
+}
+
+static void conn_event(conn *c, uint32_t evs) {
+    if (c->state == ST_CONNECTING) {
+        if (evs & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+            int err = 0; socklen_t l = sizeof err; getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+            if (err) { conn_failed_early(c, strerror(err)); return; }
+            c->state = ST_HANDSHAKE;
+            if (conn_flush(c) < 0) { conn_failed_early(c, strerror(errno)); return; }
+        }
+        return;
+    }
+    if (evs & EPOLLOUT) {
+        if (conn_flush(c) < 0) {
+            if (c->state == ST_OPEN) conn_lost(c, strerror(errno));
+            else if (c->state == ST_CLOSING) { conn_close(c); c->state = ST_CLOSED; }
+            else conn_failed_early(c, strerror(errno));
+            return;
+        }
+    }
+    if (evs & (EPOLLIN | EPOLLERR | EPOLLHUP)) conn_readable(c);
+}
+
+/* ------------------------------------------------------- connection pool */
+static void pool_init(int n, const char *path, int kind) {
+    nconns = n; conns = calloc(n, sizeof *conns); if (!conns && n) die("out of memory");
+    for (int i = 0; i < n; i++) { conns[i].fd = -1; conns[i].state = ST_FREE; conns[i].path = path; conns[i].kind = kind; conns[i].id = i; }
+}
+/* start connections that are due; returns nothing */
+static int next_fresh;
+static void pool_pump(void) {
+    double now = mono();
+    /* retries first */
+    if (pending_retries && inflight < MAX_INFLIGHT) {
+        for (int i = 0; i < next_fresh && inflight < MAX_INFLIGHT; i++) {
+            conn *c = &conns[i];
+            if (c->state == ST_FREE && c->retries && c->retry_at <= now) { conn_start(c); inflight++; pending_retries--; }
+        }
+    }
+    while (next_fresh < nconns && inflight < MAX_INFLIGHT) { conn_start(&conns[next_fresh++]); inflight++; launched++; }
+}
+
+/* ----------------------------------------------------------- mode logic */
+static void on_open(conn *c) {
+    if (c->kind == K_CONTROL) {
+        char cmd[128]; int n = snprintf(cmd, sizeof cmd, "go %ld %ld %ld", f_n, f_count, f_size);
+        win_start(); f_go_t = win_t0; f_go_sent = 1;
+        send_frame(c, 0x1, cmd, n);
+    } else if (c->kind == K_ECHO) {
+        /* the first message goes out when every client is connected (main loop) */
+    } else if (c->kind == K_BIG) {
+        win_start(); c->sent_at = mono();
+        send_raw(c, b_frame, b_frame_len);
+    }
+}
+
+static void on_message(conn *c, int op, char *d, size_t n) {
+    switch (c->kind) {
+    case K_SUB: {
+        double now = realtime();
+        char tmp[72]; size_t k = n < sizeof tmp - 1 ? n : sizeof tmp - 1; memcpy(tmp, d, k); tmp[k] = 0;
+        char *s = strstr(tmp, "\"seq\":"), *t = strstr(tmp, "\"ts\":");
+        if (op != 0x1 || !s || !t) { f_parse_errors++; set_error("unparsable fan-out message"); break; }
+        long long seq = strtoll(s + 6, NULL, 10); double ts = strtod(t + 5, NULL);
+        if (seq != c->next_seq) f_order_errors++;
+        c->next_seq = seq + 1; c->received++; f_deliveries++;
+        lat_add((now - ts) * 1000.0);
+        if (f_deliveries == f_expected) { win_end(); f_last_t = win_t1; }
+        break;
+    }
+    case K_CONTROL:
+        if (n == 4 && memcmp(d, "done", 4) == 0) f_done_seen = 1;
+        break;
+    case K_ECHO: {
+        double now = mono();
+        if (op != 0x1 || (size_t)n != (size_t)e_size || memcmp(d, e_payload, n) != 0) e_bad++;
+        if (e_phase == 2) { e_round_trips++; lat_add((now - c->sent_at) * 1000.0); }
+        if (e_phase == 1 || e_phase == 2) { c->sent_at = now; send_raw(c, e_frame, e_frame_len); }
+        break;
+    }
+    case K_BIG: {
+        if (op != (b_binary ? 0x2 : 0x1) || (size_t)n != (size_t)b_bytes || memcmp(d, b_payload, n) != 0) b_mismatch++;
+        double now = mono();
+        lat_add((now - c->sent_at) * 1000.0);
+        b_done++;
+        if (b_done >= b_count || (opt_maxdur > 0 && now - win_t0 >= opt_maxdur)) { win_end(); b_finished = 1; break; }
+        c->sent_at = now; send_raw(c, b_frame, b_frame_len);
+        break;
+    }
+    default: break;
+    }
+}
+
+/* ---------------------------------------------------------------- output */
+static void json_cpu(FILE *o) {
+    double w = win_t1 - win_t0;
+    fprintf(o, ",\"window_s\":%.6f,\"gen_cpu_s\":%.4f,\"gen_cpu_pct\":%.1f", w, gen_cpu1 - gen_cpu0,
+            w > 0 ? 100.0 * (gen_cpu1 - gen_cpu0) / w : 0.0);
+    double dt = ms1.total - ms0.total;
+    if (dt > 0) /* steal/idle: % of all CPU time; machine_busy: % of one core (all processes) */
+        fprintf(o, ",\"steal_pct\":%.1f,\"idle_pct\":%.1f,\"machine_busy_pct\":%.1f,\"ncpu\":%d",
+                100.0 * (ms1.steal - ms0.steal) / dt, 100.0 * (ms1.idle - ms0.idle) / dt,
+                100.0 * ncpu * (ms1.busy - ms0.busy) / dt, ncpu);
+    if (server_pid > 0 && srv_cpu0 >= 0 && srv_cpu1 >= 0)
+        fprintf(o, ",\"server_cpu_s\":%.4f,\"server_cpu_pct\":%.1f", srv_cpu1 - srv_cpu0,
+                w > 0 ? 100.0 * (srv_cpu1 - srv_cpu0) / w : 0.0);
+}
+static void json_err(FILE *o) {
+    if (errbuf[0]) {
+        fputs(",\"error\":\"", o);
+        for (char *p = errbuf; *p; p++) { if (*p == '"' || *p == '\\') fputc('\\', o); fputc((unsigned char)*p < 32 ? ' ' : *p, o); }
+        fputc('"', o);
+    }
+}
+
+/* ----------------------------------------------------------------- main */
+static void setup_addr(const char *host, const char *port) {
+    memset(&srv_addr, 0, sizeof srv_addr);
+    srv_addr.sin_family = AF_INET; srv_addr.sin_port = htons(atoi(port));
+    if (inet_pton(AF_INET, host, &srv_addr.sin_addr) != 1) die("HOST must be an IPv4 address: %s", host);
+    snprintf(host_hdr, sizeof host_hdr, "%s:%s", host, port);
+}
+
+static void on_signal(int s) { (void)s; stop_flag = 2; }
+static volatile sig_atomic_t end_hold = 0;
+static void on_usr1(int s) { (void)s; end_hold = 1; }
+
+static void loop_once(int timeout_ms) {
+    static struct epoll_event evs[1024];
+    int n = epoll_wait(ep, evs, 1024, timeout_ms);
+    if (n < 0) { if (errno == EINTR) return; die("epoll_wait: %s", strerror(errno)); }
+    for (int i = 0; i < n; i++) conn_event((conn *)evs[i].data.ptr, evs[i].events);
+}
+
+/* connect all pool connections; returns 0 ok, -1 failure/timeout */
+static int connect_all(double *connect_s) {
+    double t0 = mono();
+    while (opened + failed < nconns) {
+        pool_pump();
+        loop_once(10);
+        if (failed || lost) return -1;
+        if (stop_flag == 2) { set_error("interrupted"); return -1; }
+        if (mono() - t0 > opt_timeout) { set_error("timeout: %d of %d connections open after %.0f s", opened, nconns, opt_timeout); return -1; }
+    }
+    *connect_s = mono() - t0;
+    return 0;
+}
+
+/* closing handshake on every open connection (code 1000), wait up to max_wait
+   for the server's close frames / EOFs, then drop whatever is left */
+static void close_all(double max_wait) {
+    static const char code[2] = {0x03, (char)0xe8};
+    stop_flag = 1;
+    int n = nconns + 1, pending = 0;
+    for (int i = 0; i < n; i++) {
+        conn *c = i < nconns ? &conns[i] : &control;
+        if (c->fd < 0) continue;
+        if (c->state == ST_OPEN) { send_frame(c, 0x8, code, 2); c->state = ST_CLOSING; pending++; }
+        else { conn_close(c); c->state = ST_CLOSED; }
+    }
+    double t0 = mono();
+    while (pending && mono() - t0 < max_wait) {
+        loop_once(10);
+        pending = 0;
+        for (int i = 0; i < n; i++) { conn *c = i < nconns ? &conns[i] : &control; if (c->fd >= 0) pending++; }
+    }
+    for (int i = 0; i < n; i++) { conn *c = i < nconns ? &conns[i] : &control; if (c->fd >= 0) { conn_close(c); c->state = ST_CLOSED; } }
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: loadgen [-p SERVER_PID] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] MODE ARGS\n"
+            "  fanout HOST PORT N COUNT SIZE\n  echo HOST PORT CLIENTS SECONDS SIZE\n"
+            "  big HOST PORT MSG_BYTES COUNT text|binary\n  idle HOST PORT N HOLD_S [PATH]\n");
+    exit(2);
+}
+
+/* valid UTF-8 text of exactly n bytes with 1-4 byte characters */
+static void fill_utf8(char *p, size_t n) {
+    static const char *chars[] = {"a", "\xc3\xa9", "\xe2\x9c\x93", "\xf0\x9f\x9a\x80", "Z", " ", "\xd0\x96", "\xe4\xb8\xad"};
+    size_t i = 0, k = 0;
+    while (i < n) {
+        const char *ch = chars[k++ % 8]; size_t l = strlen(ch);
+        if (i + l > n) { p[i++] = 'x'; continue; }
+        memcpy(p + i, ch, l); i += l;
+    }
+}
+
+int main(int argc, char **argv) {
+    int opt;
+    while ((opt = getopt(argc, argv, "+p:t:w:d:")) != -1) {
+        switch (opt) {
+        case 'p': server_pid = atoi(optarg); break;
+        case 't': opt_timeout = atof(optarg); break;
+        case 'w': opt_warmup = atof(optarg); break;
+        case 'd': opt_maxdur = atof(optarg); break;
+        default: usage();
+        }
+    }
+    if (argc - optind < 3) usage();
+    mode = argv[optind];
+    char **a = argv + optind + 1; int na = argc - optind - 1;
+    setup_addr(a[0], a[1]);
+    signal(SIGPIPE, SIG_IGN); signal(SIGINT, on_signal); signal(SIGTERM, on_signal); signal(SIGUSR1, on_usr1);
+    control.fd = -1; control.state = ST_FREE;
+    ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN); if (ncpu < 1) ncpu = 1;
+    ep = epoll_create1(EPOLL_CLOEXEC); if (ep < 0) die("epoll_create1: %s", strerror(errno));
+    srand((unsigned)time(NULL) ^ getpid());
+    int rc = 0; double connect_s = 0;
+
+    if (strcmp(mode, "fanout") == 0) {
+        if (na != 5) usage();
+        f_n = atol(a[2]); f_count = atol(a[3]); f_size = atol(a[4]);
+        f_expected = (uint64_t)f_n * f_count;
+        lat_cap = f_expected ? f_expected : 1; lat = malloc(lat_cap * sizeof *lat);
+        pool_init(f_n, "/feed", K_SUB);
+        if (connect_all(&connect_s) == 0) {
+            control.fd = -1; control.path = "/control"; control.kind = K_CONTROL; control.id = -1;
+            conn_start(&control); inflight++;
+            double t0 = mono();
+            while (f_deliveries < f_expected && !failed && !lost && stop_flag != 2) {
+                loop_once(20);
+                if (control.state == ST_CLOSED && !f_go_sent) break;
+                if (mono() - t0 > opt_timeout) { set_error("timeout: %llu of %llu deliveries after %.0f s", (unsigned long long)f_deliveries, (unsigned long long)f_expected, opt_timeout); break; }
+            }
+            if (f_deliveries < f_expected) { win_end(); f_last_t = win_t1; rc = 1; if (stop_flag == 2) set_error("interrupted"); }
+        } else rc = 1;
+        stop_flag = 1;
+        qsort(lat, lat_n, sizeof *lat, fcmp);
+        double el = f_go_sent ? f_last_t - f_go_t : 0;
+        if (f_order_errors) set_error("%llu order errors", (unsigned long long)f_order_errors);
+        printf("{\"mode\":\"fanout\",\"n\":%ld,\"count\":%ld,\"size\":%ld,\"deliveries\":%llu,\"expected\":%llu,"
+               "\"elapsed_s\":%.6f,\"deliveries_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+               "\"order_errors\":%llu,\"parse_errors\":%llu,\"done_received\":%s,\"connect_s\":%.3f",
+               f_n, f_count, f_size, (unsigned long long)f_deliveries, (unsigned long long)f_expected, el,
+               el > 0 ? f_deliveries / el : 0.0, pct(50), pct(99), lat_n ? lat[lat_n - 1] : -1.0,
+               (unsigned long long)f_order_errors, (unsigned long long)f_parse_errors, f_done_seen ? "true" : "false", connect_s);
+        json_cpu(stdout); json_err(stdout); puts("}");
+        if (f_order_errors || f_deliveries != f_expected) rc = 1;
+    } else if (strcmp(mode, "echo") == 0) {
+        if (na != 5) usage();
+        e_clients = atol(a[2]); e_seconds = atof(a[3]); e_size = atol(a[4]);
+        e_payload = malloc(e_size + 1);
+        for (long i = 0; i < e_size; i++) e_payload[i] = 'a' + (i % 26);
+        e_frame = build_frame(0x1, e_payload, e_size, &e_frame_len);
+        pool_init(e_clients, "/echo", K_ECHO);
+        if (connect_all(&connect_s) == 0) {
+            e_phase = 1; e_warm_t = mono();
+            for (int i = 0; i < nconns; i++) { conns[i].sent_at = mono(); send_raw(&conns[i], e_frame, e_frame_len); }
+            while (!failed && !lost && stop_flag != 2) {
+                double now = mono();
+                if (e_phase == 1 && now - e_warm_t >= opt_warmup) { e_phase = 2; win_start(); }
+                if (e_phase == 2 && now - win_t0 >= e_seconds) { win_end(); e_phase = 3; break; }
+                loop_once(e_phase == 2 ? 5 : 10);
+            }
+            if (e_phase != 3) { win_end(); rc = 1; if (stop_flag == 2) set_error("interrupted"); }
+        } else rc = 1;
+        stop_flag = 1;
+        qsort(lat, lat_n, sizeof *lat, fcmp);
+        double w = win_t1 - win_t0;
+        if (e_bad) set_error("%llu echoes differed from what was sent", (unsigned long long)e_bad);
+        printf("{\"mode\":\"echo\",\"clients\":%ld,\"seconds\":%.3f,\"size\":%ld,\"round_trips\":%llu,\"rtt_per_s\":%.1f,"
+               "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"bad_echoes\":%llu,\"connect_s\":%.3f",
+               e_clients, e_seconds, e_size, (unsigned long long)e_round_trips, w > 0 ? e_round_trips / w : 0.0,
+               pct(50), pct(99), lat_n ? lat[lat_n - 1] : -1.0, (unsigned long long)e_bad, connect_s);
+        json_cpu(stdout); json_err(stdout); puts("}");
+        if (e_bad) rc = 1;
+    } else if (strcmp(mode, "big") == 0) {
+        if (na != 5) usage();
+        b_bytes = atol(a[2]); b_count = atol(a[3]);
+        if (strcmp(a[4], "binary") == 0) b_binary = 1; else if (strcmp(a[4], "text") == 0) b_binary = 0; else usage();
+        b_payload = malloc(b_bytes + 1);
+        if (b_binary) for (long i = 0; i < b_bytes; i++) b_payload[i] = rand() & 0xff;
+        else fill_utf8(b_payload, b_bytes);
+        b_frame = build_frame(b_binary ? 0x2 : 0x1, b_payload, b_bytes, &b_frame_len);
+        pool_init(1, "/echo", K_BIG);
+        if (connect_all(&connect_s) == 0) {
+            double t0 = mono();
+            while (!b_finished && !failed && !lost && stop_flag != 2 && conns[0].state == ST_OPEN) {
+                loop_once(20);
+                if (mono() - t0 > opt_timeout) { set_error("timeout after %.0f s (%ld of %ld messages)", opt_timeout, b_done, b_count); break; }
+            }
+            if (!b_finished) { win_end(); rc = 1; if (stop_flag == 2) set_error("interrupted"); }
+        } else rc = 1;
+        stop_flag = 1;
+        qsort(lat, lat_n, sizeof *lat, fcmp);
+        double w = win_t1 - win_t0;
+        if (b_mismatch) set_error("%llu echoes differed from what was sent", (unsigned long long)b_mismatch);
+        printf("{\"mode\":\"big\",\"msg_bytes\":%ld,\"type\":\"%s\",\"count\":%ld,\"requested_count\":%ld,\"elapsed_s\":%.6f,"
+               "\"mib_per_s\":%.2f,\"p50_ms\":%.3f,\"max_ms\":%.3f,\"mismatches\":%llu,\"connect_s\":%.3f",
+               b_bytes, b_binary ? "binary" : "text", b_done, b_count, w, w > 0 ? (double)b_bytes * b_done / w / 1048576.0 : 0.0,
+               pct(50), lat_n ? lat[lat_n - 1] : -1.0, (unsigned long long)b_mismatch, connect_s);
+        json_cpu(stdout); json_err(stdout); puts("}");
+        if (b_mismatch) rc = 1;
+    } else if (strcmp(mode, "idle") == 0) {
+        if (na != 4 && na != 5) usage();
+        int n = atoi(a[2]); i_hold = atof(a[3]);
+        pool_init(n, na == 5 ? a[4] : "/echo", K_IDLE);
+        if (connect_all(&connect_s) == 0) {
+            printf("{\"ready\": %d, \"connect_s\": %.3f}\n", opened, connect_s); fflush(stdout);
+            i_ready_printed = 1; i_ready_t = mono();
+            while (mono() - i_ready_t < i_hold && stop_flag != 2 && !end_hold) loop_once(50);
+        } else rc = 1;
+        stop_flag = 1;
+        int alive = 0; for (int i = 0; i < nconns; i++) if (conns[i].state == ST_OPEN) alive++;
+        if (!rc && alive != n) { set_error("%d of %d connections survived the hold", alive, n); rc = 1; }
+        printf("{\"mode\":\"idle\",\"n\":%d,\"opened\":%d,\"alive_at_end\":%d,\"hold_s\":%.1f,\"held_s\":%.3f,\"connect_s\":%.3f",
+               n, opened, alive, i_hold, i_ready_printed ? mono() - i_ready_t : 0.0, connect_s);
+        json_err(stdout); puts("}");
+    } else usage();
+    fflush(stdout);
+    if (stop_flag != 2) close_all(3.0);
+    return rc;
+}
