@@ -54,6 +54,7 @@ class Config:
     max_connections: int | None = None
     shutdown_timeout: float = 10.0
     close_timeout: float = 5.0
+    coalesce_window: float = 0.002
     broker: str | None = None
     debug: bool = False
 
@@ -64,7 +65,7 @@ class Config:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 or None")
-        if self.shutdown_timeout < 0 or self.close_timeout < 0:
+        if self.shutdown_timeout < 0 or self.close_timeout < 0 or self.coalesce_window < 0:
             raise ValueError("timeouts must be >= 0")
 
 
@@ -91,7 +92,7 @@ class App:
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
         self._registry = Registry()
-        self._writes = WriteScheduler()
+        self._writes = WriteScheduler(self.config.coalesce_window)
         self._tasks = TaskGroup()
         self._ws_reserved = 0  # sessions open or mid-handshake, for max_connections
         self._on_start: list[Callable[[], Any]] = []

@@ -9,7 +9,14 @@ from blaze_green import App, Json, WebSocket, delay, task
 
 QUEUE = int(os.environ.get("QUEUE", "1024"))
 SHUTDOWN = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
-app = App(send_queue_size=QUEUE, shutdown_timeout=SHUTDOWN, ping_interval=None, allowed_origins="*")
+COALESCE = float(os.environ.get("COALESCE", "0.002"))
+app = App(
+    send_queue_size=QUEUE,
+    shutdown_timeout=SHUTDOWN,
+    ping_interval=None,
+    coalesce_window=COALESCE,
+    allowed_origins="*",
+)
 
 events = []  # what on_close saw, for inspection
 
