@@ -9,15 +9,34 @@
  *
  * Build:  gcc -O2 -o bench/build/loadgen bench/loadgen.c
  *
- * Usage:  loadgen [-p SERVER_PID] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] MODE ARGS...
+ * Usage:  loadgen [-s] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S]
+ *                 [-g GO_N] [-H] MODE ARGS...
  *   fanout HOST PORT N COUNT SIZE
  *   echo   HOST PORT CLIENTS SECONDS SIZE
  *   big    HOST PORT MSG_BYTES COUNT text|binary
  *   idle   HOST PORT N HOLD_S [PATH]   (SIGUSR1 ends the hold early)
  *
- *   -p  PID of the server: its CPU time (utime+stime from /proc/PID/stat) is
- *       sampled at the start and end of the measured window, next to this
- *       process's own CPU time (getrusage) over the same window.
+ *   -p  PID(s) of the server, comma-separated (gunicorn: every worker): their CPU
+ *       time (utime+stime from /proc/PID/stat, summed) is sampled at the start and
+ *       end of the measured window, next to this process's own CPU time
+ *       (getrusage) over the same window.
+ *   -a  PID(s) of helper processes (a Redis broker): their CPU, summed, over the
+ *       same window, reported apart as "aux_cpu_pct".
+ *   -s  Socket.IO (Engine.IO v4) over WebSocket, for Flask-SocketIO: path
+ *       /socket.io/?EIO=4&transport=websocket&role=ROLE (ROLE feed, control, echo,
+ *       idle); after the WebSocket handshake the server sends the Engine.IO open
+ *       packet 0{...}, the client sends 40 (connect to "/"), the server answers
+ *       40{...} and only then is the connection counted as open. Echo sends
+ *       42["echo","<payload>"] and expects the same text back; the control
+ *       connection sends 42["go","N COUNT SIZE"] and waits for 42["done"];
+ *       subscribers receive 42["msg",{"seq":..,"ts":..,...}]. Engine.IO pings (2)
+ *       are answered with pongs (3). fanout, echo and idle only.
+ *   -g  fanout: the N written in the go command (default: N). A cluster run sends
+ *       go 0 COUNT SIZE: every subscriber is connected before the control
+ *       connection opens, and the server must not count its own (local) ones.
+ *   -H  fanout: once every subscriber is open, print {"ready": N} and hold until
+ *       SIGUSR1 (or -t) before opening the control connection, so that the
+ *       caller can check the server side (say, every worker subscribed to Redis).
  *   -t  give up after this many seconds (connect phase; fanout delivery); default 60
  *   -w  echo warm-up seconds before the window opens; default 1
  *   -d  big: stop after this many seconds even if COUNT is not reached (at least 1 message)
@@ -51,6 +70,8 @@
 #define MAX_INFLIGHT 128 /* handshakes in progress at once (keeps the accept backlog small) */
 #define MAX_RETRIES 200
 #define RBUF_SIZE (256 * 1024)
+#define MAX_PIDS 64
+#define SIO_PATH "/socket.io/?EIO=4&transport=websocket&role="
 
 enum { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_CLOSED };
 enum { K_SUB, K_CONTROL, K_ECHO, K_BIG, K_IDLE };
@@ -66,6 +87,7 @@ typedef struct conn {
     uint64_t received;
     double sent_at;
     double retry_at;
+    int sio_ready; /* Socket.IO: the 40{...} connect reply arrived */
 } conn;
 
 /* ---------------------------------------------------------------- globals */
@@ -76,7 +98,8 @@ static conn *conns;            /* subscribers / clients */
 static int nconns;
 static conn control;           /* fanout control connection */
 static int launched, opened, failed, inflight;
-static int server_pid = 0;
+static int server_pids[MAX_PIDS], n_server_pids, aux_pids[MAX_PIDS], n_aux_pids;
+static int opt_sio = 0, opt_hold = 0; static long opt_go_n = -1;
 static double opt_timeout = 60.0, opt_warmup = 1.0, opt_maxdur = 0.0;
 static const char *mode;
 static char errbuf[512];
@@ -85,7 +108,7 @@ static char rbuf[RBUF_SIZE];
 static int stop_flag = 0;
 
 /* window measurement */
-static double win_t0, win_t1, gen_cpu0, gen_cpu1, srv_cpu0 = -1, srv_cpu1 = -1;
+static double win_t0, win_t1, gen_cpu0, gen_cpu1, srv_cpu0 = -1, srv_cpu1 = -1, aux_cpu0 = -1, aux_cpu1 = -1;
 
 /* latency samples (ms) */
 static float *lat; static size_t lat_n, lat_cap;
@@ -137,6 +160,17 @@ static double proc_cpu(int pid) {
     }
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+static double pids_cpu(const int *pids, int n) { /* sum over processes; -1 if any is gone */
+    if (n <= 0) return -1;
+    double t = 0;
+    for (int i = 0; i < n; i++) { double c = proc_cpu(pids[i]); if (c < 0) return -1; t += c; }
+    return t;
+}
+static int parse_pids(const char *s, int *out) {
+    int n = 0; char *end;
+    while (*s && n < MAX_PIDS) { long v = strtol(s, &end, 10); if (end == s) break; out[n++] = (int)v; s = *end == ',' ? end + 1 : end; }
+    return n;
+}
 /* machine-wide jiffies from /proc/stat: all, steal (taken by the hypervisor), idle
    (idle+iowait) and busy (user+nice+system: every process, ours and others) */
 typedef struct { double total, steal, idle, busy; } mstat;
@@ -152,8 +186,15 @@ static void stat_sample(mstat *m) {
     }
     fclose(f);
 }
-static void win_start(void) { stat_sample(&ms0); win_t0 = mono(); gen_cpu0 = self_cpu(); srv_cpu0 = proc_cpu(server_pid); }
-static void win_end(void) { win_t1 = mono(); gen_cpu1 = self_cpu(); srv_cpu1 = proc_cpu(server_pid); stat_sample(&ms1); }
+static void win_start(void) {
+    stat_sample(&ms0); win_t0 = mono(); gen_cpu0 = self_cpu();
+    srv_cpu0 = pids_cpu(server_pids, n_server_pids); aux_cpu0 = pids_cpu(aux_pids, n_aux_pids);
+}
+static void win_end(void) {
+    win_t1 = mono(); gen_cpu1 = self_cpu();
+    srv_cpu1 = pids_cpu(server_pids, n_server_pids); aux_cpu1 = pids_cpu(aux_pids, n_aux_pids);
+    stat_sample(&ms1);
+}
 
 static void die(const char *fmt, ...) {
     va_list ap; va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap); fputc('\n', stderr); exit(2);
@@ -298,10 +339,10 @@ static size_t parse(conn *c, char *d, size_t n) {
             }
         }
         if (!ok) { set_error("bad Sec-WebSocket-Accept on %s", c->path); conn_close(c); c->state = ST_CLOSED; failed++; inflight--; return n; }
-        c->state = ST_OPEN; inflight--; opened++;
+        c->state = ST_OPEN;
         pos = hl;
         if (c->out_len) conn_flush(c);
-        on_open(c);
+        if (!opt_sio) { inflight--; opened++; on_open(c); } /* Socket.IO: open once 40{...} arrives */
         if (c->state != ST_OPEN) return n;
     }
     while (c->state == ST_OPEN || c->state == ST_CLOSING) {
@@ -416,7 +457,9 @@ static void pool_pump(void) {
 /* ----------------------------------------------------------- mode logic */
 static void on_open(conn *c) {
     if (c->kind == K_CONTROL) {
-        char cmd[128]; int n = snprintf(cmd, sizeof cmd, "go %ld %ld %ld", f_n, f_count, f_size);
+        char cmd[128]; long go_n = opt_go_n >= 0 ? opt_go_n : f_n;
+        int n = opt_sio ? snprintf(cmd, sizeof cmd, "42[\"go\",\"go %ld %ld %ld\"]", go_n, f_count, f_size)
+                        : snprintf(cmd, sizeof cmd, "go %ld %ld %ld", go_n, f_count, f_size);
         win_start(); f_go_t = win_t0; f_go_sent = 1;
         send_frame(c, 0x1, cmd, n);
     } else if (c->kind == K_ECHO) {
@@ -427,14 +470,41 @@ static void on_open(conn *c) {
     }
 }
 
+static void app_message(conn *c, int op, char *d, size_t n);
+/* Engine.IO / Socket.IO layer (-s): the open packet, the namespace connect, pings;
+   events (42[...]) go on to the mode logic as they are */
 static void on_message(conn *c, int op, char *d, size_t n) {
+    if (!opt_sio) { app_message(c, op, d, n); return; }
+    if (op != 0x1 || n < 1) { set_error("unexpected non-text Socket.IO frame on %s", c->path); return; }
+    if (d[0] == '2') { send_frame(c, 0x1, "3", 1); return; } /* Engine.IO ping -> pong */
+    if (!c->sio_ready) {
+        if (d[0] == '0') { send_frame(c, 0x1, "40", 2); return; }        /* open -> connect "/" */
+        if (n >= 2 && d[0] == '4' && d[1] == '0') { c->sio_ready = 1; inflight--; opened++; on_open(c); return; }
+        if (n >= 2 && d[0] == '4' && d[1] == '4') {
+            set_error("Socket.IO connect refused on %s: %.*s", c->path, (int)(n > 80 ? 80 : n), d);
+            conn_close(c); c->state = ST_CLOSED; failed++; inflight--; return;
+        }
+        set_error("unexpected Socket.IO packet before connect: %.*s", (int)(n > 40 ? 40 : n), d);
+        return;
+    }
+    if (n >= 2 && d[0] == '4' && d[1] == '2') { app_message(c, op, d, n); return; }
+    /* other packets (3 pong, 6 noop, 40 again...) are ignored */
+}
+
+static void app_message(conn *c, int op, char *d, size_t n) {
     switch (c->kind) {
     case K_SUB: {
         double now = realtime();
-        char tmp[72]; size_t k = n < sizeof tmp - 1 ? n : sizeof tmp - 1; memcpy(tmp, d, k); tmp[k] = 0;
-        char *s = strstr(tmp, "\"seq\":"), *t = strstr(tmp, "\"ts\":");
+        /* {"seq":I,"ts":T,...}, possibly inside a Socket.IO event; tolerant of a payload that
+           was embedded as a JSON string (quotes escaped: \"seq\":) */
+        char tmp[96]; size_t k = n < sizeof tmp - 1 ? n : sizeof tmp - 1; memcpy(tmp, d, k); tmp[k] = 0;
+        char *s = strstr(tmp, "seq"), *t = strstr(tmp, "ts");
+        while (s && !(s[3] == '"' || (s[3] == '\\' && s[4] == '"'))) s = strstr(s + 3, "seq");
+        while (t && !(t[2] == '"' || (t[2] == '\\' && t[3] == '"'))) t = strstr(t + 2, "ts");
+        if (s) { s += 3; while (*s == '"' || *s == '\\' || *s == ':' || *s == ' ') s++; }
+        if (t) { t += 2; while (*t == '"' || *t == '\\' || *t == ':' || *t == ' ') t++; }
         if (op != 0x1 || !s || !t) { f_parse_errors++; set_error("unparsable fan-out message"); break; }
-        long long seq = strtoll(s + 6, NULL, 10); double ts = strtod(t + 5, NULL);
+        long long seq = strtoll(s, NULL, 10); double ts = strtod(t, NULL);
         if (seq != c->next_seq) f_order_errors++;
         c->next_seq = seq + 1; c->received++; f_deliveries++;
         lat_add((now - ts) * 1000.0);
@@ -442,7 +512,7 @@ static void on_message(conn *c, int op, char *d, size_t n) {
         break;
     }
     case K_CONTROL:
-        if (n == 4 && memcmp(d, "done", 4) == 0) f_done_seen = 1;
+        if ((n == 4 && memcmp(d, "done", 4) == 0) || (n >= 9 && memcmp(d, "42[\"done\"", 9) == 0)) f_done_seen = 1;
         break;
     case K_ECHO: {
         double now = mono();
@@ -474,9 +544,12 @@ static void json_cpu(FILE *o) {
         fprintf(o, ",\"steal_pct\":%.1f,\"idle_pct\":%.1f,\"machine_busy_pct\":%.1f,\"ncpu\":%d",
                 100.0 * (ms1.steal - ms0.steal) / dt, 100.0 * (ms1.idle - ms0.idle) / dt,
                 100.0 * ncpu * (ms1.busy - ms0.busy) / dt, ncpu);
-    if (server_pid > 0 && srv_cpu0 >= 0 && srv_cpu1 >= 0)
-        fprintf(o, ",\"server_cpu_s\":%.4f,\"server_cpu_pct\":%.1f", srv_cpu1 - srv_cpu0,
-                w > 0 ? 100.0 * (srv_cpu1 - srv_cpu0) / w : 0.0);
+    if (n_server_pids > 0 && srv_cpu0 >= 0 && srv_cpu1 >= 0)
+        fprintf(o, ",\"server_cpu_s\":%.4f,\"server_cpu_pct\":%.1f,\"server_procs\":%d", srv_cpu1 - srv_cpu0,
+                w > 0 ? 100.0 * (srv_cpu1 - srv_cpu0) / w : 0.0, n_server_pids);
+    if (n_aux_pids > 0 && aux_cpu0 >= 0 && aux_cpu1 >= 0)
+        fprintf(o, ",\"aux_cpu_s\":%.4f,\"aux_cpu_pct\":%.1f", aux_cpu1 - aux_cpu0,
+                w > 0 ? 100.0 * (aux_cpu1 - aux_cpu0) / w : 0.0);
 }
 static void json_err(FILE *o) {
     if (errbuf[0]) {
@@ -540,9 +613,24 @@ static void close_all(double max_wait) {
     for (int i = 0; i < n; i++) { conn *c = i < nconns ? &conns[i] : &control; if (c->fd >= 0) { conn_close(c); c->state = ST_CLOSED; } }
 }
 
+/* -H: report that every subscriber is open, then wait for SIGUSR1 (connections are
+   serviced meanwhile: pings answered, closes noticed) */
+static int hold_until_usr1(long n) {
+    if (!opt_hold) return 0;
+    printf("{\"ready\": %ld}\n", n); fflush(stdout);
+    double t0 = mono();
+    while (!end_hold) {
+        loop_once(20);
+        if (failed || lost) return -1;
+        if (stop_flag == 2) { set_error("interrupted"); return -1; }
+        if (mono() - t0 > opt_timeout) { set_error("timeout: no SIGUSR1 within %.0f s of ready", opt_timeout); return -1; }
+    }
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen [-p SERVER_PID] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] MODE ARGS\n"
+            "usage: loadgen [-s] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] [-g GO_N] [-H] MODE ARGS\n"
             "  fanout HOST PORT N COUNT SIZE\n  echo HOST PORT CLIENTS SECONDS SIZE\n"
             "  big HOST PORT MSG_BYTES COUNT text|binary\n  idle HOST PORT N HOLD_S [PATH]\n");
     exit(2);
@@ -561,9 +649,13 @@ static void fill_utf8(char *p, size_t n) {
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "+p:t:w:d:")) != -1) {
+    while ((opt = getopt(argc, argv, "+p:a:t:w:d:g:sH")) != -1) {
         switch (opt) {
-        case 'p': server_pid = atoi(optarg); break;
+        case 'p': n_server_pids = parse_pids(optarg, server_pids); break;
+        case 'a': n_aux_pids = parse_pids(optarg, aux_pids); break;
+        case 's': opt_sio = 1; break;
+        case 'g': opt_go_n = atol(optarg); break;
+        case 'H': opt_hold = 1; break;
         case 't': opt_timeout = atof(optarg); break;
         case 'w': opt_warmup = atof(optarg); break;
         case 'd': opt_maxdur = atof(optarg); break;
@@ -586,9 +678,9 @@ int main(int argc, char **argv) {
         f_n = atol(a[2]); f_count = atol(a[3]); f_size = atol(a[4]);
         f_expected = (uint64_t)f_n * f_count;
         lat_cap = f_expected ? f_expected : 1; lat = malloc(lat_cap * sizeof *lat);
-        pool_init(f_n, "/feed", K_SUB);
-        if (connect_all(&connect_s) == 0) {
-            control.fd = -1; control.path = "/control"; control.kind = K_CONTROL; control.id = -1;
+        pool_init(f_n, opt_sio ? SIO_PATH "feed" : "/feed", K_SUB);
+        if (connect_all(&connect_s) == 0 && hold_until_usr1(f_n) == 0) {
+            control.fd = -1; control.path = opt_sio ? SIO_PATH "control" : "/control"; control.kind = K_CONTROL; control.id = -1;
             conn_start(&control); inflight++;
             double t0 = mono();
             while (f_deliveries < f_expected && !failed && !lost && stop_flag != 2) {
@@ -613,10 +705,15 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "echo") == 0) {
         if (na != 5) usage();
         e_clients = atol(a[2]); e_seconds = atof(a[3]); e_size = atol(a[4]);
-        e_payload = malloc(e_size + 1);
+        e_payload = malloc(e_size + 32);
         for (long i = 0; i < e_size; i++) e_payload[i] = 'a' + (i % 26);
+        if (opt_sio) { /* 42["echo","<payload>"]: the expected echo is the same text */
+            static const char pre[] = "42[\"echo\",\""; size_t pl = sizeof pre - 1;
+            memmove(e_payload + pl, e_payload, e_size); memcpy(e_payload, pre, pl);
+            memcpy(e_payload + pl + e_size, "\"]", 2); e_size += pl + 2;
+        }
         e_frame = build_frame(0x1, e_payload, e_size, &e_frame_len);
-        pool_init(e_clients, "/echo", K_ECHO);
+        pool_init(e_clients, opt_sio ? SIO_PATH "echo" : "/echo", K_ECHO);
         if (connect_all(&connect_s) == 0) {
             e_phase = 1; e_warm_t = mono();
             for (int i = 0; i < nconns; i++) { conns[i].sent_at = mono(); send_raw(&conns[i], e_frame, e_frame_len); }
@@ -634,7 +731,7 @@ int main(int argc, char **argv) {
         if (e_bad) set_error("%llu echoes differed from what was sent", (unsigned long long)e_bad);
         printf("{\"mode\":\"echo\",\"clients\":%ld,\"seconds\":%.3f,\"size\":%ld,\"round_trips\":%llu,\"rtt_per_s\":%.1f,"
                "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"bad_echoes\":%llu,\"connect_s\":%.3f",
-               e_clients, e_seconds, e_size, (unsigned long long)e_round_trips, w > 0 ? e_round_trips / w : 0.0,
+               e_clients, e_seconds, e_size - (opt_sio ? 13 : 0), (unsigned long long)e_round_trips, w > 0 ? e_round_trips / w : 0.0,
                pct(50), pct(99), lat_n ? lat[lat_n - 1] : -1.0, (unsigned long long)e_bad, connect_s);
         json_cpu(stdout); json_err(stdout); puts("}");
         if (e_bad) rc = 1;
@@ -646,6 +743,7 @@ int main(int argc, char **argv) {
         if (b_binary) for (long i = 0; i < b_bytes; i++) b_payload[i] = rand() & 0xff;
         else fill_utf8(b_payload, b_bytes);
         b_frame = build_frame(b_binary ? 0x2 : 0x1, b_payload, b_bytes, &b_frame_len);
+        if (opt_sio) die("big: no Socket.IO mode");
         pool_init(1, "/echo", K_BIG);
         if (connect_all(&connect_s) == 0) {
             double t0 = mono();
@@ -668,7 +766,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(mode, "idle") == 0) {
         if (na != 4 && na != 5) usage();
         int n = atoi(a[2]); i_hold = atof(a[3]);
-        pool_init(n, na == 5 ? a[4] : "/echo", K_IDLE);
+        pool_init(n, na == 5 ? a[4] : opt_sio ? SIO_PATH "idle" : "/echo", K_IDLE);
         if (connect_all(&connect_s) == 0) {
             printf("{\"ready\": %d, \"connect_s\": %.3f}\n", opened, connect_s); fflush(stdout);
             i_ready_printed = 1; i_ready_t = mono();

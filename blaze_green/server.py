@@ -45,6 +45,14 @@ class UpgradeHandler(WebSocketHandler):
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if result is True:
+            # Keep-alive: the next request may already be buffered, and pywsgi would serve it
+            # at once; yield first so every connection gets its turn (bounded tail latency).
+            gevent.sleep(0)
+        return result
+
     def run_application(self) -> None:
         if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             self.environ[UPGRADE_KEY] = self._switch_protocols
