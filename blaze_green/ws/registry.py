@@ -72,9 +72,6 @@ class Registry:
             out.extend(self.sessions(path))
         return out
 
-    def count(self, path: str) -> int:
-        return len(self.sessions(path))
-
     def deliver(self, path: str, frame: bytes, exclude: Any = None) -> int:
         """Hand one pre-built frame to every open session on `path`; returns how many took it."""
         targets = self.sessions(path)
