@@ -519,6 +519,8 @@ class RedisBroker:
         registry = self._app._registry
         if registry.sessions(path):  # frame it only if someone here listens
             registry.deliver(path, encode_frame(opcode, payload))
+            # A burst read from Redis without yielding is written in rounds, as local ones are.
+            self._app._writes.flush_if_due()
 
     # -- cluster counts -------------------------------------------------------------------
 
