@@ -6,6 +6,10 @@ Ctrl-C and exceptions: see ``ProcessRegistry``). Children get RLIMIT_NOFILE
 raised and die with the harness (PR_SET_PDEATHSIG). With at least two cores,
 servers are pinned to core 0 (once they listen) and load generators to core 1, so
 the generator never takes CPU from the server (``--no-pin`` turns this off).
+
+A server is either a script (``python bench/servers/X.py PORT``) or a gunicorn arbiter with
+W workers (the cluster scenario); ``RedisProc`` is the throwaway redis-server of the cluster
+scenario.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -104,6 +110,7 @@ class ProcessRegistry:
 
     def __init__(self):
         self.procs: list[subprocess.Popen] = []
+        self.extra_pids: set[int] = set()  # gunicorn workers (grandchildren)
 
     def add(self, p: subprocess.Popen) -> subprocess.Popen:
         self.procs.append(p)
@@ -122,6 +129,11 @@ class ProcessRegistry:
             with contextlib.suppress(Exception):
                 p.wait(timeout=5)
         self.procs.clear()
+        for pid in list(self.extra_pids):
+            if pid_alive(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        self.extra_pids.clear()
 
 
 REGISTRY = ProcessRegistry()
@@ -176,10 +188,12 @@ def machine_pcts(a, b) -> dict:
 
 def other_load_pct(r: dict) -> float | None:
     """CPU (% of one core) used during a run's window by processes other than the
-    measured server and the load generator: other people's work on a shared machine."""
+    measured server, the load generator and our helpers (Redis): other people's work on a
+    shared machine."""
     if "machine_busy_pct" not in r or "server_cpu_pct" not in r or "gen_cpu_pct" not in r:
         return None
-    return max(0.0, r["machine_busy_pct"] - r["server_cpu_pct"] - r["gen_cpu_pct"])
+    ours = r["server_cpu_pct"] + r["gen_cpu_pct"] + r.get("aux_cpu_pct", 0.0)
+    return max(0.0, r["machine_busy_pct"] - ours)
 
 
 def wait_for_quiet(max_wait_s: float, threshold_pct: float = 25.0, sample_s: float = 0.5) -> dict:
@@ -247,37 +261,136 @@ def listens(pid: int, port: int) -> bool:
 
 
 # --------------------------------------------------------------------------- servers
-@dataclass
+@dataclass(frozen=True)
 class ServerSpec:
     name: str
     script: str
     args: tuple[str, ...] = ()
     label: str = ""
+    sio: bool = False  # speaks Socket.IO: the load generator runs with -s
+    module: str = ""  # python module (for importability checks and versions)
+    # gunicorn (cluster): worker class, worker count, and the environment variable that
+    # gets the Redis URL; ready_log: a log line every worker prints once it is ready
+    gunicorn_worker: str = ""
+    workers: int = 1
+    broker_env: str = ""
+    redis_channel: str = ""
+    ready_log: str = ""
+    redis_url: str = ""  # filled in per run by the cluster scenario
 
     @property
     def path(self) -> Path:
         return SERVERS_DIR / self.script
 
+    @property
+    def gunicorn(self) -> bool:
+        return bool(self.gunicorn_worker)
+
+    def with_(self, **kw) -> ServerSpec:
+        return replace(self, **kw)
+
 
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in [
-        ServerSpec("blaze", "blaze.py", label="blaze_green"),
-        ServerSpec("websockets", "websockets_asyncio.py", label="websockets 17 (asyncio)"),
+        ServerSpec("blaze", "blaze.py", label="blaze_green", module="blaze_green"),
+        ServerSpec(
+            "websockets",
+            "websockets_asyncio.py",
+            label="websockets (asyncio)",
+            module="websockets",
+        ),
         ServerSpec(
             "websockets_uvloop",
             "websockets_asyncio.py",
             ("--uvloop",),
-            label="websockets 17 (uvloop)",
+            label="websockets (uvloop)",
+            module="websockets,uvloop",
         ),
         ServerSpec(
-            "gevent_websocket_bare", "gevent_websocket_bare.py", label="gevent-websocket (bare)"
+            "starlette_uvicorn",
+            "starlette_uvicorn.py",
+            label="Starlette on uvicorn (uvloop)",
+            module="starlette,uvicorn,uvloop",
+        ),
+        ServerSpec(
+            "flask_sock",
+            "flask_sock_gevent.py",
+            label="Flask-Sock on gevent",
+            module="flask_sock",
+        ),
+        ServerSpec(
+            "flask_socketio",
+            "flask_socketio_gevent.py",
+            label="Flask-SocketIO on gevent",
+            sio=True,
+            module="flask_socketio",
+        ),
+        ServerSpec(
+            "gevent_websocket_bare",
+            "gevent_websocket_bare.py",
+            label="gevent-websocket (bare)",
+            module="geventwebsocket",
         ),
         ServerSpec("raw_gevent", "raw_gevent.py", label="raw gevent (hand-rolled WS, ceiling)"),
         ServerSpec("wsgi_bare", "wsgi_bare.py", label="bare WSGI on gevent.pywsgi"),
-        ServerSpec("flask_pywsgi", "flask_pywsgi.py", label="Flask on gevent.pywsgi"),
+        ServerSpec(
+            "flask_pywsgi", "flask_pywsgi.py", label="Flask on gevent.pywsgi", module="flask"
+        ),
     ]
 }
+
+# The cluster scenario's multi-process variants (W workers filled in per case).
+GUNICORN_SPECS: dict[str, ServerSpec] = {
+    "blaze": ServerSpec(
+        "blaze",
+        "blaze.py",
+        label="blaze_green",
+        module="blaze_green,gunicorn,redis",
+        gunicorn_worker="blaze_green.worker.GeventWebSocketWorker",
+        broker_env="BLAZE_BROKER_URL",
+        redis_channel="blaze_green:bcast:0",
+        ready_log=": subscribed to ",  # "broker URL: subscribed to CHANNEL as node ID"
+    ),
+    "flask_socketio": ServerSpec(
+        "flask_socketio",
+        "flask_socketio_gevent.py",
+        label="Flask-SocketIO on gevent",
+        sio=True,
+        module="flask_socketio,gunicorn,redis",
+        gunicorn_worker="geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
+        broker_env="BENCH_SIO_MESSAGE_QUEUE",
+        redis_channel="flask-socketio",
+        ready_log="Booting worker",
+    ),
+}
+
+_importable_cache: dict[str, str | None] = {}
+
+
+def missing_module(spec: ServerSpec) -> str | None:
+    """The first of the spec's modules that does not import in a child (None: all do). A
+    peer whose package is not installed is reported as "not installed", not as failed."""
+    if not spec.module:
+        return None
+    for mod in spec.module.split(","):
+        if mod not in _importable_cache:
+            env = dict(os.environ, PYTHONPATH=str(REPO), BLAZE_GREEN_NO_PATCH="1")
+            r = subprocess.run(
+                [sys.executable, "-c", f"import {mod}"],
+                cwd=str(REPO),
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            _importable_cache[mod] = (
+                None
+                if r.returncode == 0
+                else (r.stderr.strip().splitlines() or ["import failed"])[-1]
+            )
+        if _importable_cache[mod] is not None:
+            return mod
+    return None
 
 
 @dataclass
@@ -288,11 +401,42 @@ class Server:
     log_path: Path | None = None
     _log_file: object = None
     start_s: float = 0.0
+    worker_pids: list[int] = field(default_factory=list)  # gunicorn workers
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def cpu_pids(self) -> list[int]:
+        """The processes doing the work: gunicorn's workers, else the server itself."""
+        return self.worker_pids or [self.pid]
+
+    def log_count(self, text: str) -> int:
+        if not self.log_path:
+            return 0
+        try:
+            return self.log_path.read_text(errors="replace").count(text)
+        except OSError:
+            return 0
+
+    def ready(self) -> bool:
+        """Listening, and for gunicorn: all workers forked and (ready_log) ready."""
+        if not listens(self.pid, self.port):
+            return False
+        if not self.spec.gunicorn:
+            return True
+        kids = children(self.pid)
+        if len(kids) < self.spec.workers:
+            return False
+        if self.spec.ready_log and self.log_count(self.spec.ready_log) < self.spec.workers:
+            return False
+        self.worker_pids = kids
+        for pid in kids:
+            remember(pid)
+        REGISTRY.extra_pids.update(kids)
+        return True
 
     def log_tail(self, n: int = 15) -> str:
         if not self.log_path:
@@ -316,8 +460,42 @@ def _spawn(spec: ServerSpec, port: int, log_dir: Path) -> Server:
     )
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONDEVMODE", None)
+    env.pop("BLAZE_BROKER_URL", None)
+    env.pop("BENCH_SIO_MESSAGE_QUEUE", None)
+    env.pop("BLAZE_GREEN_NO_PATCH", None)  # set in test processes; servers must patch
+    if spec.gunicorn:
+        if spec.broker_env and spec.redis_url:
+            env[spec.broker_env] = spec.redis_url
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            spec.gunicorn_worker,
+            "-w",
+            str(spec.workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(SERVERS_DIR),
+            "--log-level",
+            "info",
+            "--backlog",
+            "1024",
+            # gevent-websocket's worker keeps each WebSocket in its connection pool
+            # (default 1000 per worker): with 1,000 subscribers per worker the control
+            # connection would never be served
+            "--worker-connections",
+            "10000",
+            "--graceful-timeout",
+            "3",
+            *gunicorn_extra_args(),
+            f"{spec.path.stem}:app",
+        ]
+    else:
+        cmd = [sys.executable, str(spec.path), str(port), *spec.args]
     proc = subprocess.Popen(
-        [sys.executable, str(spec.path), str(port), *spec.args],
+        cmd,
         cwd=str(REPO),
         stdin=subprocess.DEVNULL,
         stdout=f,
@@ -356,9 +534,10 @@ def start_servers(
                     f"{name} exited with status {srv.proc.returncode} during start-up:\n{tail}"
                 )
                 del starting[name]
-            elif listens(srv.pid, srv.port):
+            elif srv.ready():
                 srv.start_s = time.monotonic() - t0
-                pin_process(srv.pid, PIN["server"])
+                for pid in [srv.pid, *srv.worker_pids]:
+                    pin_process(pid, PIN["server"])
                 result[name] = srv
                 del starting[name]
         if starting and time.monotonic() > deadline:
@@ -382,12 +561,24 @@ def _close_log(srv: Server) -> None:
 
 
 def stop_servers(servers: list[Server], grace_s: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL after grace_s (gunicorn: 8 s, its workers' graceful stop); a
+    gunicorn worker still alive after its arbiter is gone is killed by its pid (our blaze
+    worker does not watch its parent)."""
     live = [s for s in servers if s.proc is not None]
+    workers: list[int] = []
     for s in live:
+        if s.spec.gunicorn and s.proc.poll() is None:
+            s.worker_pids = sorted(set(s.worker_pids) | set(children(s.pid)))
+            for pid in s.worker_pids:
+                remember(pid)
+        workers += s.worker_pids
+        REGISTRY.extra_pids.update(s.worker_pids)
         if s.proc.poll() is None:
             with contextlib.suppress(OSError):
                 s.proc.terminate()
-    deadline = time.monotonic() + grace_s
+    deadline = time.monotonic() + max(
+        [grace_s] + [8.0 for s in live if s.spec.gunicorn], default=grace_s
+    )
     for s in live:
         try:
             s.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -398,6 +589,191 @@ def stop_servers(servers: list[Server], grace_s: float = 2.0) -> None:
                 s.proc.wait(timeout=5)
         REGISTRY.forget(s.proc)
         _close_log(s)
+    for pid in workers:
+        if pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        REGISTRY.extra_pids.discard(pid)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (field 22 of /proc/PID/stat): with the pid, its identity."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+_STARTS: dict[int, int | None] = {}  # worker pid -> start time seen when we found it
+
+
+def remember(pid: int) -> None:
+    _STARTS.setdefault(pid, start_ticks(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """Alive, not a zombie, and the same process we found (not a reused pid)."""
+    fields = _stat_fields(pid)
+    if not fields or fields[0] == "Z":
+        return False
+    return pid not in _STARTS or _STARTS[pid] == int(fields[19])
+
+
+def children(pid: int) -> list[int]:
+    """Child process ids of `pid` (all its threads), from /proc."""
+    kids: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as f:
+            kids += [int(x) for x in f.read().split()]
+    return sorted(set(kids))
+
+
+def connections_per_pid(pids: list[int], port: int) -> dict[int, int]:
+    """Established TCP connections on 127.0.0.1:port held by each of `pids` (how the kernel
+    spread the clients over gunicorn's workers)."""
+    inodes = set()
+    want = f"0100007F:{port:04X}"
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if parts[1] == want and parts[3] == "01":
+                inodes.add(f"socket:[{parts[9]}]")
+    out = {}
+    for pid in pids:
+        n = 0
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    n += 1
+        out[pid] = n
+    return out
+
+
+_gunicorn_args: list[str] | None = None
+
+
+def gunicorn_extra_args() -> list[str]:
+    """--no-control-socket where gunicorn has one (25+): several arbiters at once would
+    otherwise share ~/.gunicorn/gunicorn.ctl."""
+    global _gunicorn_args
+    if _gunicorn_args is None:
+        r = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True
+        )
+        _gunicorn_args = ["--no-control-socket"] if "--no-control-socket" in r.stdout else []
+    return _gunicorn_args
+
+
+# --------------------------------------------------------------------------- redis
+class RedisProc:
+    """`redis-server --port P --bind 127.0.0.1 --save '' --appendonly no` on a free port,
+    for the cluster scenario; stopped (SIGKILL, its pid) at the end."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self.dir = tempfile.mkdtemp(prefix="blaze-bench-redis-")
+
+    @staticmethod
+    def binary() -> str | None:
+        return shutil.which("redis-server")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def version(self) -> str | None:
+        b = self.binary()
+        if not b:
+            return None
+        out = subprocess.run([b, "--version"], capture_output=True, text=True).stdout
+        m = re.search(r"v=(\S+)", out)
+        return m.group(1) if m else out.strip()
+
+    def start(self, timeout: float = 10.0) -> RedisProc:
+        binary = self.binary()
+        if binary is None:
+            raise BenchError("redis-server is not installed")
+        for _ in range(3):
+            self.port = free_port()
+            self.proc = REGISTRY.add(
+                subprocess.Popen(
+                    [
+                        binary,
+                        "--port",
+                        str(self.port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        self.dir,
+                        "--loglevel",
+                        "warning",
+                        # the default limit (32 MiB) could cut a slow subscriber off mid-run
+                        "--client-output-buffer-limit",
+                        "pubsub 256mb 64mb 60",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    preexec_fn=_preexec("server", pin=False),
+                )
+            )
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if self.command("PING").startswith(b"+PONG"):
+                    return self
+                time.sleep(0.02)
+            self.stop(keep_dir=True)
+        raise BenchError("redis-server did not start")
+
+    def command(self, *args: str) -> bytes:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(" ".join(args).encode() + b"\r\n")
+                return s.recv(65536)
+        except OSError:
+            return b""
+
+    def numsub(self, channel: str) -> int:
+        """Subscribers of a pub/sub channel (PUBSUB NUMSUB)."""
+        reply = self.command("PUBSUB", "NUMSUB", channel)
+        m = re.findall(rb":(\d+)\r\n", reply)
+        return int(m[-1]) if m else 0
+
+    def stop(self, keep_dir: bool = False) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    self.proc.kill()
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=5)
+            REGISTRY.forget(self.proc)
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- loadgen

@@ -1,10 +1,14 @@
-"""`python -m bench`: run the scenarios, print a markdown report, write JSON.
+"""`python -m bench`: run the scenarios, print a markdown report, write JSON, docs and charts.
 
 For every scenario and repetition all of its servers are started fresh (each a
 separate process on its own free port), then measured one after the other, the
 order rotated per repetition (A B C, B C A, C A B, ...), so peers are always
 compared within the same run and no server always goes first. Reported numbers
 are the median over repetitions with min–max; ratios are computed from medians.
+
+A full run (no --quick, no --scenarios/--servers subset) writes docs/BENCHMARKS.md
+and one PNG chart per scenario in docs/bench/; other runs write them only when
+--out-md PATH is given (charts then go to PATH's directory/bench/). --no-docs: never.
 """
 
 from __future__ import annotations
@@ -25,14 +29,13 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from . import harness
-from .harness import REPO, SERVERS, BenchError, log
+from . import harness, report
+from .harness import GUNICORN_SPECS, REPO, SERVERS, BenchError, RedisProc, log
 from .scenarios import SCENARIOS, Scenario
 
 DEFAULT_JSON = harness.BENCH_DIR / "results" / "latest.json"
+DEFAULT_MD = REPO / "docs" / "BENCHMARKS.md"
 MIN_CPU_WINDOW_S = 0.5
-DISTURBED_PCT = 25.0
-QUIET_TOTAL_S = 120.0  # total time a run may spend waiting for a quiet machine
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="tiny sizes, 1 repetition: a smoke run of about 15 s",
+        help="tiny sizes, 1 repetition: a smoke run of about a minute",
     )
     ap.add_argument(
         "--scenarios", default="", help=f"comma-separated subset of: {', '.join(SCENARIOS)}"
@@ -55,7 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated subset of servers (default: each scenario's own list)",
     )
     ap.add_argument(
-        "--reps", type=int, default=None, help="repetitions per server (default 3; 1 with --quick)"
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions per server in every scenario (default: each scenario's own, 2 or 3; "
+        "1 with --quick)",
     )
     ap.add_argument(
         "--json",
@@ -63,9 +70,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where to write the JSON results (default %(default)s)",
     )
     ap.add_argument(
+        "--out-md",
+        default=None,
+        help="write the markdown report here, and the charts into its directory's bench/ "
+        "(default for a full run: docs/BENCHMARKS.md and docs/bench/)",
+    )
+    ap.add_argument(
+        "--no-docs", action="store_true", help="write neither the markdown file nor the charts"
+    )
+    ap.add_argument(
         "--uvloop",
         action="store_true",
-        help="also measure websockets on uvloop in the WebSocket scenarios",
+        help="(kept for compatibility: websockets on uvloop is now always measured)",
     )
     ap.add_argument(
         "--no-pin",
@@ -77,7 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=None,
         help="before each measurement wait up to this many seconds for other processes' CPU use "
-        "to drop under 25%% of a core (default 10, at most 120 s in all; 0 with --quick)",
+        f"to drop under 25%% of a core (default 5, at most {report.QUIET_TOTAL_S:.0f} s in all; "
+        "0 with --quick)",
     )
     ap.add_argument(
         "--nice",
@@ -88,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ns = ap.parse_args(argv)
     if ns.quiet_wait is None:
-        ns.quiet_wait = 0.0 if ns.quick else 10.0
+        ns.quiet_wait = 0.0 if ns.quick else 5.0
     ns.quiet_spent = 0.0
     ns.scenario_list = [s.strip() for s in ns.scenarios.split(",") if s.strip()] or list(SCENARIOS)
     unknown = [s for s in ns.scenario_list if s not in SCENARIOS]
@@ -98,11 +115,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad = [s for s in ns.server_filter if s not in SERVERS]
     if bad:
         ap.error(f"unknown server(s): {', '.join(bad)}; choose from {', '.join(SERVERS)}")
-    if ns.reps is None:
-        ns.reps = 1 if ns.quick else 3
-    if ns.reps < 1:
+    if ns.reps is not None and ns.reps < 1:
         ap.error("--reps must be at least 1")
+    ns.full_run = not ns.quick and not ns.scenarios.strip() and not ns.server_filter
+    if ns.no_docs:
+        ns.md_path = None
+    elif ns.out_md:
+        ns.md_path = Path(ns.out_md).resolve()
+    else:
+        ns.md_path = DEFAULT_MD if ns.full_run else None
     return ns
+
+
+def reps_for(sc: Scenario, ns: argparse.Namespace) -> int:
+    if ns.reps is not None:
+        return ns.reps
+    return 1 if ns.quick else sc.reps
 
 
 # --------------------------------------------------------------------------- metadata
@@ -145,6 +173,17 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _mem_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / (1 << 20), 1)
+    except OSError:
+        pass
+    return None
+
+
 def _wrk_version() -> str | None:
     if not shutil.which("wrk"):
         return None
@@ -153,15 +192,39 @@ def _wrk_version() -> str | None:
     return first[0].split(" [")[0] if first else "wrk"
 
 
+VERSIONED = [
+    "blaze-green",
+    "gevent",
+    "greenlet",
+    "gevent-websocket",
+    "websockets",
+    "uvloop",
+    "starlette",
+    "uvicorn",
+    "flask",
+    "flask-sock",
+    "simple-websocket",
+    "wsproto",
+    "flask-socketio",
+    "python-socketio",
+    "python-engineio",
+    "gunicorn",
+    "redis",
+    "matplotlib",
+]
+
+
 def collect_meta(ns: argparse.Namespace, command: str) -> dict:
+    redis_version = RedisProc().version() if RedisProc.binary() else None
     return {
         "command": command,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git": _git_rev(),
         "quick": ns.quick,
-        "reps": ns.reps,
+        "reps": {s: reps_for(SCENARIOS[s], ns) for s in ns.scenario_list},
         "cpu": _cpu_model(),
         "cores": len(os.sched_getaffinity(0)),
+        "mem_gib": _mem_gib(),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "nice": ns.nice,
@@ -171,44 +234,25 @@ def collect_meta(ns: argparse.Namespace, command: str) -> dict:
         )
         if harness.PIN["server"]
         else "off",
-        "versions": {
-            d: _version(d)
-            for d in [
-                "gevent",
-                "greenlet",
-                "gevent-websocket",
-                "websockets",
-                "flask",
-                "uvloop",
-                "blaze-green",
-            ]
-        },
+        "versions": {d: _version(d) for d in VERSIONED},
         "wrk": _wrk_version(),
+        "redis_server": f"redis-server {redis_version}" if redis_version else None,
     }
-
-
-def blaze_importable() -> str | None:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    r = subprocess.run(
-        [sys.executable, "-c", "import blaze_green; blaze_green.App"],
-        cwd=str(REPO),
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode == 0:
-        return None
-    return (r.stderr.strip().splitlines() or ["import failed"])[-1]
 
 
 # --------------------------------------------------------------------------- running
 def servers_for(sc: Scenario, ns: argparse.Namespace) -> list[str]:
     names = list(sc.servers)
-    if ns.uvloop and "websockets" in names:
-        names.insert(names.index("websockets") + 1, "websockets_uvloop")
     if ns.server_filter:
         names = [n for n in names if n in ns.server_filter]
     return names
+
+
+def _specs_to_check(sc: Scenario, name: str, params: dict) -> list:
+    specs = [SERVERS[name]]
+    if sc.spec_for is not None and name in GUNICORN_SPECS:
+        specs.append(GUNICORN_SPECS[name])
+    return specs
 
 
 def fmt_progress(sc: Scenario, r: dict) -> str:
@@ -217,19 +261,46 @@ def fmt_progress(sc: Scenario, r: dict) -> str:
         if col.key in r and isinstance(r[col.key], int | float):
             parts.append(f"{col.header} {col.fmt.format(r[col.key])}")
     cpu = []
-    for key, label in (
+    for key, lab in (
         ("server_cpu_pct", "server"),
         ("gen_cpu_pct", "gen"),
+        ("aux_cpu_pct", "redis"),
         ("other_load_pct", "others"),
         ("steal_pct", "steal"),
     ):
         if key in r:
-            cpu.append(f"{label} {r[key]:.0f}%")
+            cpu.append(f"{lab} {r[key]:.0f}%")
+    if r.get("clients_per_worker") and len(r["clients_per_worker"]) > 1:
+        parts.append("clients/worker " + "/".join(str(x) for x in r["clients_per_worker"]))
     return ", ".join(parts) + (f" [CPU {' / '.join(cpu)}]" if cpu else "")
 
 
-def run_scenario(sc: Scenario, ns: argparse.Namespace, log_dir: Path, out: dict) -> None:
+class Progress:
+    def __init__(self, total: int):
+        self.total = max(total, 1)
+        self.done = 0
+        self.t0 = time.monotonic()
+
+    def tag(self) -> str:
+        self.done += 1
+        el = time.monotonic() - self.t0
+        return f"({self.done}/{self.total}, {int(el // 60)}:{int(el % 60):02d})"
+
+
+def count_steps(ns: argparse.Namespace) -> int:
+    n = 0
+    for s in ns.scenario_list:
+        sc = SCENARIOS[s]
+        params = sc.quick if ns.quick else sc.default
+        n += len(servers_for(sc, ns)) * len(sc.cases(params)) * reps_for(sc, ns)
+    return n
+
+
+def run_scenario(
+    sc: Scenario, ns: argparse.Namespace, log_dir: Path, out: dict, progress: Progress
+) -> None:
     params = sc.quick if ns.quick else sc.default
+    reps = reps_for(sc, ns)
     names = servers_for(sc, ns)
     cases = sc.cases(params)
     entry = out.setdefault(
@@ -241,6 +312,8 @@ def run_scenario(sc: Scenario, ns: argparse.Namespace, log_dir: Path, out: dict)
             "command": sc.command(params),
             "servers": names,
             "cases": [c["case"] for c in cases],
+            "reps": reps,
+            "pinned": bool(sc.pin and harness.PIN["server"]),
             "rows": {},
         },
     )
@@ -255,72 +328,115 @@ def run_scenario(sc: Scenario, ns: argparse.Namespace, log_dir: Path, out: dict)
         entry["skipped"] = "wrk is not installed (apt-get install -y wrk)"
         log(f"[{sc.name}] skipped: {entry['skipped']}")
         return
-    for rep in range(ns.reps):
-        k = rep % len(names)
-        order = names[k:] + names[:k]
-        specs = [SERVERS[n] for n in order]
-        started = harness.start_servers(specs, log_dir)
-        live = [s for s in started.values() if isinstance(s, harness.Server)]
-        try:
-            for name in order:
-                srv = started[name]
-                for case in cases:
-                    row = rows[f"{case['case']}|{name}"]
-                    tag = f"[{sc.name} {case['case']} rep {rep + 1}/{ns.reps}] {name}"
-                    if isinstance(srv, BenchError):
-                        row["failures"].append({"rep": rep + 1, "error": str(srv)})
-                        log(f"{tag}: FAILED to start: {str(srv).splitlines()[0]}")
-                        continue
-                    if not srv.alive():
-                        msg = f"server died before this run:\n{srv.log_tail()}"
-                        row["failures"].append({"rep": rep + 1, "error": msg})
-                        log(f"{tag}: FAILED: server died before this run")
-                        continue
-                    quiet = None
-                    budget = min(ns.quiet_wait, QUIET_TOTAL_S - ns.quiet_spent)
-                    if budget > 0:
-                        quiet = harness.wait_for_quiet(budget)
-                        ns.quiet_spent += quiet["waited_s"]
-                    log(f"{tag} ...")
-                    t0 = time.monotonic()
-                    try:
-                        r = sc.run(srv, case, params)
-                    except BenchError as e:
-                        row["failures"].append({"rep": rep + 1, "error": str(e)})
-                        log(f"{tag}: FAILED: {e}")
-                        continue
-                    r["rep"] = rep + 1
-                    r["wall_s"] = round(time.monotonic() - t0, 3)
-                    if quiet is not None:
-                        r["quiet_check"] = quiet
-                    other = harness.other_load_pct(r)
-                    if other is not None:
-                        r["other_load_pct"] = other
-                    if r.get("window_s", 1.0) < MIN_CPU_WINDOW_S:
-                        # /proc CPU times tick every 10 ms: a % over a few ms is noise
-                        for key in (
-                            "server_cpu_pct",
-                            "gen_cpu_pct",
-                            "steal_pct",
-                            "idle_pct",
-                            "machine_busy_pct",
-                            "other_load_pct",
-                        ):
-                            r.pop(key, None)
-                        r["cpu_note"] = f"window under {MIN_CPU_WINDOW_S} s: CPU % not reported"
+    avail = []
+    for name in names:
+        missing = None
+        for spec in _specs_to_check(sc, name, params):
+            missing = missing or harness.missing_module(spec)
+        if missing and name == "blaze":
+            log(f"warning: blaze_green's server does not import ({missing}); its runs will fail")
+            missing = None
+        if missing:
+            for case in cases:
+                rows[f"{case['case']}|{name}"]["skipped"] = f"not installed (no {missing})"
+            log(f"[{sc.name}] {name}: skipped, {missing} is not installed")
+            for _ in range(reps * len(cases)):
+                progress.tag()
+        else:
+            avail.append(name)
+    if not avail:
+        return
+    skip = sc.setup()
+    if skip:
+        entry["skipped"] = skip
+        log(f"[{sc.name}] skipped: {skip}")
+        return
+    saved_pin = dict(harness.PIN)
+    if not sc.pin:
+        harness.configure_pinning(False)
+    try:
+        for rep in range(reps):
+            k = rep % len(avail)
+            order = avail[k:] + avail[:k]
+            groups = [[c] for c in cases] if sc.spec_for else [cases]
+            for group in groups:
+                if sc.spec_for:
+                    specs = [sc.spec_for(n, group[0]) for n in order]
+                else:
+                    specs = [SERVERS[n] for n in order]
+                started = harness.start_servers(specs, log_dir)
+                live = [s for s in started.values() if isinstance(s, harness.Server)]
+                try:
+                    for name in order:
+                        for case in group:
+                            measure(
+                                sc, ns, params, rows, started[name], name, case, rep, reps, progress
+                            )
+                finally:
+                    harness.stop_servers(live)
+    finally:
+        harness.PIN.update(saved_pin)
+        sc.teardown()
 
-                    problem = sc.check(r)
-                    if problem is None and not srv.alive():
-                        problem = f"server exited during the run:\n{srv.log_tail()}"
-                    if problem:
-                        r["problem"] = problem
-                        row["failures"].append({"rep": rep + 1, "error": problem, "result": r})
-                        log(f"{tag}: FAILED: {problem.splitlines()[0]}")
-                        continue
-                    row["runs"].append(r)
-                    log(f"{tag}: {fmt_progress(sc, r)}")
-        finally:
-            harness.stop_servers(live)
+
+def measure(sc, ns, params, rows, srv, name, case, rep, reps, progress) -> None:
+    row = rows[f"{case['case']}|{name}"]
+    tag = f"{progress.tag()} [{sc.name} {case['case']} rep {rep + 1}/{reps}] {name}"
+    if isinstance(srv, BenchError):
+        row["failures"].append({"rep": rep + 1, "error": str(srv)})
+        log(f"{tag}: FAILED to start: {str(srv).splitlines()[0]}")
+        return
+    if not srv.alive():
+        msg = f"server died before this run:\n{srv.log_tail()}"
+        row["failures"].append({"rep": rep + 1, "error": msg})
+        log(f"{tag}: FAILED: server died before this run")
+        return
+    quiet = None
+    budget = min(ns.quiet_wait, report.QUIET_TOTAL_S - ns.quiet_spent)
+    if budget > 0:
+        quiet = harness.wait_for_quiet(budget)
+        ns.quiet_spent += quiet["waited_s"]
+    log(f"{tag} ...")
+    t0 = time.monotonic()
+    try:
+        r = sc.run(srv, case, params)
+    except BenchError as e:
+        row["failures"].append({"rep": rep + 1, "error": str(e)})
+        log(f"{tag}: FAILED: {e}")
+        return
+    r["rep"] = rep + 1
+    r["server"] = name
+    r["wall_s"] = round(time.monotonic() - t0, 3)
+    if srv.spec.gunicorn:
+        r["gunicorn_workers"] = srv.spec.workers
+    if quiet is not None:
+        r["quiet_check"] = quiet
+    other = harness.other_load_pct(r)
+    if other is not None:
+        r["other_load_pct"] = other
+    if r.get("window_s", 1.0) < MIN_CPU_WINDOW_S:
+        # /proc CPU times tick every 10 ms: a % over a few ms is noise
+        for key in (
+            "server_cpu_pct",
+            "gen_cpu_pct",
+            "aux_cpu_pct",
+            "steal_pct",
+            "idle_pct",
+            "machine_busy_pct",
+            "other_load_pct",
+        ):
+            r.pop(key, None)
+        r["cpu_note"] = f"window under {MIN_CPU_WINDOW_S} s: CPU % not reported"
+    problem = sc.check(r)
+    if problem is None and not srv.alive():
+        problem = f"server exited during the run:\n{srv.log_tail()}"
+    if problem:
+        r["problem"] = problem
+        row["failures"].append({"rep": rep + 1, "error": problem, "result": r})
+        log(f"{tag}: FAILED: {problem.splitlines()[0]}")
+        return
+    row["runs"].append(r)
+    log(f"{tag}: {fmt_progress(sc, r)}")
 
 
 # --------------------------------------------------------------------------- summary
@@ -366,147 +482,20 @@ def add_summaries(out: dict) -> None:
                     entry["ratios"][f"{case}|{server}"] = rat
 
 
-def _cell(col, summ: dict | None) -> str:
-    if not summ:
-        return "–"
-    med = col.fmt.format(summ["median"])
-    if col.spread and summ["n"] > 1:
-        return f"{med} ({col.fmt.format(summ['min'])}–{col.fmt.format(summ['max'])})"
-    return med
-
-
-def markdown(out: dict, meta: dict) -> str:
-    L = []
-    L.append("## Benchmark results")
-    L.append("")
-    L.append(f"Command (from the repository root): `{meta['command']}`  ")
-    L.append(
-        f"Date: {meta['date']} · commit `{meta['git']}` · {meta['cores']} × {meta['cpu']} · Linux "
-        f"{meta['kernel']} · Python {meta['python']}  "
+def write_docs(ns: argparse.Namespace, out: dict, meta: dict) -> str:
+    """Charts into <md dir>/bench/, then the markdown (chart links relative to it)."""
+    md_path: Path = ns.md_path
+    chart_dir = md_path.parent / "bench"
+    charts = report.write_charts(out, chart_dir, meta)
+    rel = {name: os.path.relpath(p, md_path.parent) for name, p in charts.items()}
+    text = report.markdown(out, meta, rel)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(text + "\n")
+    log(
+        f"bench: markdown written to {md_path}"
+        + (f", {len(charts)} chart(s) to {chart_dir}" if charts else "")
     )
-    vers = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
-    L.append(f"Versions: {vers}" + (f", {meta['wrk']}" if meta.get("wrk") else "") + "  ")
-    L.append(
-        f"Repetitions: {meta['reps']} per server, servers alternated within each repetition (order "
-        f"rotated), each server a fresh process per repetition; CPU pinning: {meta['pinning']}"
-        + (f"; servers and load generators at nice {meta['nice']}" if meta.get("nice") else "")
-        + ".  "
-    )
-    L.append(
-        "Cells: median (min–max) over repetitions. Ratios `blaze ÷ peer` use medians. "
-        "CPU columns: % of one core over the measured window "
-        "(server: utime+stime from /proc/PID/stat; loadgen: its own "
-        "getrusage; wrk: rusage over its whole run); a load generator well below 100% is not the "
-        "bottleneck. Other load: CPU used in the same window by every other process on the "
-        "machine (user+system from /proc/stat minus server and load generator), % of one core; "
-        f"on a shared machine anything above {DISTURBED_PCT:.0f}% means the run competed with "
-        "someone else's work. Steal: % of machine CPU time taken by the hypervisor."
-    )
-    if meta.get("quiet_wait"):
-        L.append("")
-        L.append(
-            f"Before each measurement the harness waited (up to {meta['quiet_wait']:.0f} s, "
-            f"{QUIET_TOTAL_S:.0f} s in all; {meta.get('quiet_spent_s', 0):.0f} s spent) for "
-            f"other processes to use less than {DISTURBED_PCT:.0f}% of a core."
-        )
-    L.append("")
-    for name, entry in out.items():
-        sc = SCENARIOS[name]
-        L.append(f"### {name} — {sc.title}")
-        L.append("")
-        L.append(sc.description + f" Command: `{entry['command']}`.")
-        L.append("")
-        if entry.get("skipped"):
-            L.append(f"Skipped: {entry['skipped']}")
-            L.append("")
-            continue
-        multi_case = len(entry["cases"]) > 1
-        ratio_hdr = f"blaze ÷ this ({sc.primary_label})"
-        hdr = (
-            (["case"] if multi_case else [])
-            + ["server"]
-            + [c.header for c in sc.columns]
-            + [ratio_hdr]
-        )
-        L.append("| " + " | ".join(hdr) + " |")
-        L.append(
-            "|"
-            + "|".join(
-                ["---"] * (len(hdr) - len(sc.columns) - 1) + ["---:"] * (len(sc.columns) + 1)
-            )
-            + "|"
-        )
-        notes = []
-        for case in entry["cases"]:
-            for server in entry["servers"]:
-                row = entry["rows"][f"{case}|{server}"]
-                label = SERVERS[server].name
-                cells = ([case] if multi_case else []) + [
-                    f"**{label}**" if server == "blaze" else label
-                ]
-                if not row["runs"]:
-                    why = (
-                        row["failures"][0]["error"].splitlines()[0]
-                        if row["failures"]
-                        else "not run"
-                    )
-                    cells += [f"failed: {why}"[:120]] + ["–"] * (len(sc.columns) - 1) + ["–"]
-                else:
-                    cells += [_cell(c, row["summary"].get(c.key)) for c in sc.columns]
-                    rat = entry["ratios"].get(f"{case}|{server}", {}).get(sc.primary)
-                    cells.append(
-                        "1.00×"
-                        if server == "blaze" and row["runs"]
-                        else (f"{rat:.2f}×" if rat is not None else "–")
-                    )
-                    if row["failures"]:
-                        notes.append(
-                            f"{server} ({case}): {len(row['failures'])} of "
-                            f"{len(row['failures']) + len(row['runs'])} repetitions failed — "
-                            f"{row['failures'][0]['error'].splitlines()[0]}"
-                        )
-                L.append("| " + " | ".join(cells) + " |")
-        L.append("")
-        lines = []
-        for case in entry["cases"]:
-            parts = []
-            for server in entry["servers"]:
-                rat = entry["ratios"].get(f"{case}|{server}")
-                if not rat:
-                    continue
-                txt = f"{rat[sc.primary]:.2f}× {sc.primary_label}" if sc.primary in rat else ""
-                for key, label in sc.extra_ratios:
-                    if key in rat:
-                        txt += f", {rat[key]:.2f}× {label}"
-                parts.append(f"÷ {server}: {txt}")
-            if parts:
-                lines.append((f"{case}: " if multi_case else "") + "blaze " + "; ".join(parts))
-        if lines:
-            better = "higher" if sc.higher_is_better else "lower"
-            L.append(
-                f"Ratios ({sc.primary_label}: {better} is better for blaze"
-                + ("; latency ratios: lower is better" if sc.extra_ratios else "")
-                + "):"
-            )
-            L.append("")
-            L.extend(f"- {x}" for x in lines)
-            L.append("")
-        runs = [r for row in entry["rows"].values() for r in row["runs"]]
-        busy = [r for r in runs if r.get("other_load_pct", 0) > DISTURBED_PCT]
-        if busy:
-            worst = max(r["other_load_pct"] for r in busy)
-            L.append(
-                f"Disturbed: in {len(busy)} of {len(runs)} runs other processes used more than "
-                f"{DISTURBED_PCT:.0f}% of a core (up to {worst:.0f}%); "
-                "treat these numbers as noisy."
-            )
-            L.append("")
-        if notes:
-            L.append("Failures:")
-            L.append("")
-            L.extend(f"- {x}" for x in notes)
-            L.append("")
-    return "\n".join(L)
+    return text
 
 
 # --------------------------------------------------------------------------- main
@@ -532,39 +521,45 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="blaze-bench-logs-"))
     try:
         harness.build_loadgen()
-        if any("blaze" in servers_for(SCENARIOS[s], ns) for s in ns.scenario_list):
-            err = blaze_importable()
-            if err:
-                log(
-                    f"warning: blaze_green does not import yet ({err}); "
-                    "its runs will be reported as failed"
-                )
         est = sum(
             SCENARIOS[s].estimate_s(
-                SCENARIOS[s].quick if ns.quick else SCENARIOS[s].default, ns.reps
+                SCENARIOS[s].quick if ns.quick else SCENARIOS[s].default,
+                reps_for(SCENARIOS[s], ns),
             )
             for s in ns.scenario_list
         )
+        progress = Progress(count_steps(ns))
         log(
-            f"bench: scenarios {', '.join(ns.scenario_list)}; {ns.reps} repetition(s); "
-            f"{'quick' if ns.quick else 'default'} sizes; roughly {est / 60:.1f} min; "
-            f"server logs in {log_dir}"
+            f"bench: scenarios {', '.join(ns.scenario_list)}; "
+            f"{'quick sizes, 1 repetition' if ns.quick else 'default sizes'}; "
+            f"{progress.total} measurements, roughly {est / 60:.1f} min; server logs in {log_dir}"
         )
+        if ns.md_path is None and not ns.no_docs:
+            log("bench: partial run: docs/BENCHMARKS.md is left alone (--out-md PATH writes one)")
         for name in ns.scenario_list:
-            run_scenario(SCENARIOS[name], ns, log_dir, out)
+            run_scenario(SCENARIOS[name], ns, log_dir, out, progress)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping every process we started; the report covers what finished")
     finally:
         harness.REGISTRY.kill_all()
+        for sc in SCENARIOS.values():
+            with contextlib.suppress(Exception):
+                sc.teardown()
         signal.signal(signal.SIGTERM, old_term)
     meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
     meta["quiet_spent_s"] = round(ns.quiet_spent, 1)
     meta["interrupted"] = interrupted
     add_summaries(out)
-    report = markdown(out, meta)
-    print(report)
-    print(f"\n_Total wall time: {meta['elapsed_s']:.0f} s._")
+    text = None
+    if ns.md_path is not None and out:
+        try:
+            text = write_docs(ns, out, meta)
+        except Exception as e:  # a report problem must not lose the JSON
+            log(f"bench: writing the markdown/charts failed: {e!r}")
+    if text is None:
+        text = report.markdown(out, meta)
+    print(text)
     path = Path(ns.json)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ Each scenario has default parameters and ``--quick`` ones (tiny, for a smoke run
 a list of servers (blaze first, then its peers), cases (sub-measurements run on
 the same server process, e.g. N=1000 then N=5000), a ``run`` function returning
 one measurement dict, a ``check`` function returning a problem string or None,
-and the columns of its report table.
+and the columns of its report table. The cluster scenario starts its servers per
+case instead (``spec_for``: one process, or gunicorn with W workers) and needs a
+Redis (``setup``/``teardown``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,44 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .harness import BenchError, Server, proc_rss_kib, run_loadgen, run_wrk, start_loadgen
+from .harness import (
+    GUNICORN_SPECS,
+    SERVERS,
+    BenchError,
+    RedisProc,
+    Server,
+    ServerSpec,
+    connections_per_pid,
+    proc_rss_kib,
+    run_loadgen,
+    run_wrk,
+    start_loadgen,
+)
 
-WS_PEERS = ["blaze", "websockets", "gevent_websocket_bare", "raw_gevent"]
+# every WebSocket server, blaze first; the ceiling (raw gevent) last
+WS_PEERS = [
+    "blaze",
+    "websockets",
+    "websockets_uvloop",
+    "starlette_uvicorn",
+    "flask_sock",
+    "flask_socketio",
+    "gevent_websocket_bare",
+    "raw_gevent",
+]
+# big messages: Socket.IO would need its own framing of binary attachments (and JSON-escaped
+# text), so Flask-SocketIO is left out; raw gevent has no fragmentation/UTF-8 checks
+BIG_PEERS = [
+    "blaze",
+    "websockets",
+    "websockets_uvloop",
+    "starlette_uvicorn",
+    "flask_sock",
+    "gevent_websocket_bare",
+]
+# idle memory: every framework (the raw ceiling holds nothing worth comparing)
+IDLE_PEERS = [s for s in WS_PEERS if s != "raw_gevent"]
+CLUSTER_PEERS = ["blaze", "flask_socketio"]
 
 
 @dataclass
@@ -47,6 +84,17 @@ class Scenario:
     extra_ratios: list[tuple[str, str]] = field(default_factory=list)
     command: Callable[[dict], str] = lambda p: ""
     estimate_s: Callable[[dict, int], float] = lambda p, n: 0.0
+    reps: int = 3  # default repetitions (--reps overrides; --quick: 1)
+    pin: bool = True  # pin servers and load generators to their cores
+    # per-case servers (cluster): the spec of server NAME for CASE; None = one process per
+    # repetition for all cases, from SERVERS
+    spec_for: Callable[[str, dict], ServerSpec] | None = None
+    # resources for the whole scenario: setup() returns a skip reason or None
+    setup: Callable[[], str | None] = lambda: None
+    teardown: Callable[[], None] = lambda: None
+    # extra lines under the table (entry -> markdown lines)
+    notes: Callable[[dict], list[str]] = lambda entry: []
+    reading: str = ""  # how to read this table (docs/BENCHMARKS.md)
 
 
 CPU_COLUMNS = [
@@ -55,6 +103,15 @@ CPU_COLUMNS = [
     Column("other_load_pct", "other load", "{:.0f}%", spread=False),
     Column("steal_pct", "steal", "{:.0f}%", spread=False),
 ]
+
+
+def gen_base(server: Server) -> list[str]:
+    """Load generator options every WebSocket mode shares: whose CPU to sample (-p, every
+    gunicorn worker), and Socket.IO framing (-s) for Flask-SocketIO."""
+    args = ["-p", ",".join(str(p) for p in server.cpu_pids)]
+    if server.spec.sio:
+        args.append("-s")
+    return args
 
 
 # --------------------------------------------------------------------------- http_hello
@@ -70,12 +127,14 @@ def _http_check(r: dict) -> str | None:
     return None
 
 
+HTTP_SERVERS = ["blaze", "wsgi_bare", "flask_pywsgi"]
+
 HTTP_HELLO = Scenario(
     name="http_hello",
     title="HTTP hello",
     description="`GET /hello` → 200 `text/html` `hi` over keep-alive connections, driven by wrk.",
-    servers=["blaze", "wsgi_bare", "flask_pywsgi"],
-    default=dict(threads=2, connections=50, duration_s=10),
+    servers=HTTP_SERVERS,
+    default=dict(threads=2, connections=50, duration_s=5),
     quick=dict(threads=1, connections=10, duration_s=1),
     cases=lambda p: [dict(case="GET /hello")],
     run=_http_run,
@@ -96,15 +155,20 @@ HTTP_HELLO = Scenario(
         f"wrk -t{p['threads']} -c{p['connections']} -d{p['duration_s']}s --latency "
         "http://127.0.0.1:PORT/hello"
     ),
-    estimate_s=lambda p, n: 3 * n * (p["duration_s"] + 0.5),
+    estimate_s=lambda p, n: len(HTTP_SERVERS) * n * (p["duration_s"] + 0.7),
+    reps=3,
+    reading=(
+        "On gevent servers a connection whose next request is already there is served again "
+        "without yielding, so some connections are served back-to-back while others wait: p50 "
+        "can be tiny and p99 large. That is the servers' behaviour, not wrk's."
+    ),
 )
 
 
 # --------------------------------------------------------------------------- echo
 def _echo_run(server: Server, case: dict, p: dict) -> dict:
     args = [
-        "-p",
-        str(server.pid),
+        *gen_base(server),
         "-w",
         str(p["warmup_s"]),
         "-t",
@@ -134,11 +198,12 @@ ECHO = Scenario(
     title="WebSocket echo",
     description=(
         "Each client sends a text message on `/echo` and waits for the echo before sending the "
-        "next; round trips completed in the window (after a warm-up) per second."
+        "next; round trips completed in the window (after a warm-up) per second. Flask-SocketIO: "
+        'the same over Socket.IO (`42["echo","<payload>"]` emitted back to the sender).'
     ),
     servers=WS_PEERS,
-    default=dict(clients=50, seconds=10, size=32, warmup_s=1),
-    quick=dict(clients=10, seconds=0.5, size=32, warmup_s=0.2),
+    default=dict(clients=50, seconds=3, size=32, warmup_s=0.5),
+    quick=dict(clients=10, seconds=0.3, size=32, warmup_s=0.1),
     cases=lambda p: [dict(case=f"{p['clients']} clients × {p['size']} B")],
     run=_echo_run,
     check=_echo_check,
@@ -155,7 +220,15 @@ ECHO = Scenario(
         f"loadgen -p PID -w {p['warmup_s']} echo 127.0.0.1 PORT {p['clients']} "
         f"{p['seconds']} {p['size']}"
     ),
-    estimate_s=lambda p, n: len(WS_PEERS) * n * (p["seconds"] + p["warmup_s"] + 0.5),
+    estimate_s=lambda p, n: len(WS_PEERS) * n * (p["seconds"] + p["warmup_s"] + 0.4),
+    reps=3,
+    reading=(
+        "Closed loop: every client waits for its echo, so this is per-message latency turned "
+        "into a rate. With pinning, every exchange is a wake-up across cores, and servers may "
+        "stay below 100% CPU; the CPU columns say which side was busy. Gevent servers serve a "
+        "connection whose next message is already there without yielding, so p99 varies "
+        "between repetitions."
+    ),
 )
 
 
@@ -172,11 +245,14 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _big_budget(p: dict, name: str) -> float:
+    return p["budget_s"].get(name, p["budget_s"]["default"])
+
+
 def _big_run(server: Server, case: dict, p: dict) -> dict:
-    budget = p["budget_s"].get(server.spec.name, p["budget_s"]["default"])
+    budget = _big_budget(p, server.spec.name)
     args = [
-        "-p",
-        str(server.pid),
+        *gen_base(server),
         "-d",
         str(budget),
         "-t",
@@ -207,16 +283,17 @@ BIG = Scenario(
     description=(
         "One connection on `/echo` sends a large message (binary: random bytes; text: valid UTF-8 "
         "with 1–4-byte characters) and waits for the full echo, verified byte for byte, again and "
-        "again until a time budget is used up (4 s; 10 s for gevent-websocket, which is far "
-        "slower). "
-        "MiB/s = message bytes × messages / elapsed (each payload counted once)."
+        "again until a time budget is used up (2 s; 5 s for gevent-websocket, whose pure-Python "
+        "unmasking manages a few MiB/s). MiB/s = message bytes × messages / elapsed (each "
+        "payload counted once). Flask-SocketIO is not in this table: Socket.IO sends binary as "
+        "separate attachment frames and text as JSON strings, another workload."
     ),
-    servers=["blaze", "websockets", "gevent_websocket_bare"],
+    servers=BIG_PEERS,
     default=dict(
         msg_bytes=1 << 20,
         types=["binary", "text"],
         max_count=100000,
-        budget_s={"default": 4, "gevent_websocket_bare": 10},
+        budget_s={"default": 2, "gevent_websocket_bare": 5},
     ),
     quick=dict(
         msg_bytes=64 << 10, types=["binary", "text"], max_count=20, budget_s={"default": 0.3}
@@ -235,13 +312,11 @@ BIG = Scenario(
     command=lambda p: (
         f"loadgen -p PID -d BUDGET big 127.0.0.1 PORT {p['msg_bytes']} {p['max_count']} binary|text"
     ),
-    estimate_s=lambda p, n: (
-        sum(
-            p["budget_s"].get(s, p["budget_s"]["default"]) + 0.3
-            for s in ["blaze", "websockets", "gevent_websocket_bare"]
-        )
-        * len(p["types"])
-        * n
+    estimate_s=lambda p, n: sum(_big_budget(p, s) + 0.4 for s in BIG_PEERS) * len(p["types"]) * n,
+    reps=2,
+    reading=(
+        "One connection, one message in flight: this is the cost of receiving, validating "
+        "(text: UTF-8) and sending one large message, not a concurrency test."
     ),
 )
 
@@ -249,15 +324,14 @@ BIG = Scenario(
 # --------------------------------------------------------------------------- fanout
 def _fanout_run(server: Server, case: dict, p: dict) -> dict:
     args = [
-        "-p",
-        str(server.pid),
+        *gen_base(server),
         "-t",
         str(p["timeout_s"]),
         "fanout",
         "127.0.0.1",
         str(server.port),
         str(case["n"]),
-        str(p["count"]),
+        str(case["count"]),
         str(p["size"]),
     ]
     return run_loadgen(args, 2 * p["timeout_s"] + 30)
@@ -275,6 +349,25 @@ def _fanout_check(r: dict) -> str | None:
     return None
 
 
+def _fanout_cases(p: dict) -> list[dict]:
+    return [dict(case=f"N={n} × {count}", n=n, count=count) for n, count in p["runs"]]
+
+
+FANOUT_READING = (
+    "The protocol asks for COUNT broadcasts *in a row*, with no yield in between. Servers that "
+    "write inside the broadcast call (websockets, Starlette, Flask-Sock, gevent-websocket, raw "
+    "gevent) deliver message 0 while later ones are still being produced, one send per message "
+    "and subscriber. blaze_green queues frames per session and writes them in rounds (every "
+    "`coalesce_window`, 2 ms by default, during a long burst; once when a short one yields): "
+    "a few large sends per subscriber instead of COUNT, so it finishes far sooner, and each "
+    "message waits at most about one round before it leaves. Flask-SocketIO also queues per "
+    "session, but its writer greenlets only run once the emitting loop yields, so its early "
+    "messages wait for the whole burst and its latency is about the burst's length. Compare "
+    "deliveries/s for throughput; the latency columns measure how long a burst takes to drain "
+    "(receive time − the send time written in the message), not the latency of one message "
+    "on an idle server."
+)
+
 FANOUT = Scenario(
     name="fanout",
     title="Broadcast fan-out",
@@ -282,12 +375,13 @@ FANOUT = Scenario(
         "N subscribers on `/feed`; `go N COUNT SIZE` on `/control` makes the server do COUNT "
         "broadcasts in a row, each a ~SIZE-byte JSON text carrying its send time. Deliveries/s = "
         "N×COUNT / (time from `go` to the last delivery); latency = receive time − send time "
-        "in the message; every subscriber checks it got all messages in order."
+        "in the message; every subscriber checks it got all messages in order. Flask-SocketIO: "
+        "subscribers join a room and each broadcast is one `emit` to it."
     ),
     servers=WS_PEERS,
-    default=dict(ns=[1000, 5000], count=200, size=100, timeout_s=60),
-    quick=dict(ns=[50], count=20, size=100, timeout_s=20),
-    cases=lambda p: [dict(case=f"N={n}", n=n) for n in p["ns"]],
+    default=dict(runs=[(1000, 200), (5000, 100)], size=100, timeout_s=90),
+    quick=dict(runs=[(50, 20)], size=100, timeout_s=20),
+    cases=_fanout_cases,
     run=_fanout_run,
     check=_fanout_check,
     columns=[
@@ -295,13 +389,19 @@ FANOUT = Scenario(
         Column("p50_ms", "p50 latency ms", "{:.1f}"),
         Column("p99_ms", "p99 latency ms", "{:.1f}"),
         Column("elapsed_s", "elapsed s", "{:.2f}", spread=False),
+        Column("connect_s", "connect s", "{:.1f}", spread=False),
         *CPU_COLUMNS,
     ],
     primary="deliveries_per_s",
     primary_label="deliveries/s",
     extra_ratios=[("p99_ms", "p99 latency")],
-    command=lambda p: f"loadgen -p PID fanout 127.0.0.1 PORT N {p['count']} {p['size']}",
-    estimate_s=lambda p, n: n * sum(1 + nn * p["count"] / 80000 for nn in p["ns"]) * len(WS_PEERS),
+    command=lambda p: f"loadgen -p PID fanout 127.0.0.1 PORT N COUNT {p['size']}",
+    # connecting runs at ~1,500/s on the slow servers; peers deliver ~40-90k/s (blaze far more)
+    estimate_s=lambda p, n: (
+        n * sum(len(WS_PEERS) * (1 + nn / 1500) + 7 * nn * c / 60000 for nn, c in p["runs"])
+    ),
+    reps=2,
+    reading=FANOUT_READING,
 )
 
 
@@ -312,8 +412,10 @@ def _idle_run(server: Server, case: dict, p: dict) -> dict:
     if before is None:
         raise BenchError("server gone before the idle test")
     n = p["n"]
+    sio = ["-s"] if server.spec.sio else []
     run = start_loadgen(
-        ["-t", "60", "idle", "127.0.0.1", str(server.port), str(n), str(p["settle_s"] + 5.0)], 120
+        [*sio, "-t", "60", "idle", "127.0.0.1", str(server.port), str(n), str(p["settle_s"] + 5.0)],
+        120,
     )
     ready = None
     while True:
@@ -360,9 +462,9 @@ IDLE = Scenario(
         "N WebSocket connections open on `/echo` and do nothing; server RSS (VmRSS) is read before "
         "connecting and again after all handshakes completed plus a settle delay. "
         "KiB/connection = RSS delta / N (process memory only: kernel socket buffers are not "
-        "in RSS)."
+        "in RSS). Flask-SocketIO's connections count once their Socket.IO connect completed."
     ),
-    servers=["blaze", "websockets", "gevent_websocket_bare"],
+    servers=IDLE_PEERS,
     default=dict(n=5000, settle_s=1.0),
     quick=dict(n=100, settle_s=0.2),
     cases=lambda p: [dict(case=f"{p['n']} idle")],
@@ -378,7 +480,196 @@ IDLE = Scenario(
     primary_label="KiB/connection",
     higher_is_better=False,
     command=lambda p: f"loadgen idle 127.0.0.1 PORT {p['n']} HOLD_S",
-    estimate_s=lambda p, n: n * 3 * (2 * p["settle_s"] + 2.0),
+    estimate_s=lambda p, n: n * len(IDLE_PEERS) * (2 * p["settle_s"] + 1.0 + p["n"] / 1500),
+    reps=2,
+    reading=(
+        "Lower is better. `connect s` is how long the N handshakes took (at most 128 in flight); "
+        "it is not a benchmark of its own but shows the cost of the upgrade path."
+    ),
 )
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [HTTP_HELLO, ECHO, BIG, FANOUT, IDLE]}
+
+# --------------------------------------------------------------------------- cluster
+REDIS: dict[str, RedisProc | None] = {"proc": None}
+
+
+def _cluster_setup() -> str | None:
+    if RedisProc.binary() is None:
+        return "redis-server is not installed (apt-get install -y redis-server)"
+    try:
+        REDIS["proc"] = RedisProc().start()
+    except BenchError as e:
+        return str(e)
+    return None
+
+
+def _cluster_teardown() -> None:
+    proc = REDIS.get("proc")
+    if proc is not None:
+        proc.stop()
+        REDIS["proc"] = None
+
+
+def _cluster_spec(name: str, case: dict) -> ServerSpec:
+    if case["workers"] == 1:
+        return SERVERS[name]
+    redis = REDIS["proc"]
+    return GUNICORN_SPECS[name].with_(workers=case["workers"], redis_url=redis.url if redis else "")
+
+
+def _cluster_cases(p: dict) -> list[dict]:
+    out = []
+    for w in p["workers"]:
+        n = w * p["per_worker"]
+        label = f"1 process, no broker, N={n}" if w == 1 else f"gunicorn -w {w} + Redis, N={n}"
+        out.append(dict(case=label, workers=w, n=n))
+    return out
+
+
+def _cluster_run(server: Server, case: dict, p: dict) -> dict:
+    redis = REDIS["proc"]
+    gunicorn = server.spec.gunicorn
+    aux = ["-a", str(redis.pid)] if (gunicorn and redis) else []
+    args = [
+        *gen_base(server),
+        *aux,
+        "-t",
+        str(p["timeout_s"]),
+        "-g",
+        "0",  # go 0 COUNT SIZE: do not wait; every subscriber is connected by then
+        "-H",  # hold after connecting: count clients per worker, check Redis subscriptions
+        "fanout",
+        "127.0.0.1",
+        str(server.port),
+        str(case["n"]),
+        str(p["count"]),
+        str(p["size"]),
+    ]
+    run = start_loadgen(args, 3 * p["timeout_s"] + 30)
+    ready = False
+    while True:
+        line = run.readline()
+        if not line:
+            break
+        if '"ready"' in line:
+            ready = True
+            break
+    spread = {}
+    numsub = None
+    if ready:
+        spread = connections_per_pid(server.cpu_pids, server.port)
+        if gunicorn and redis is not None:
+            # every worker that has subscribers must hear the broadcasts: wait (up to 10 s)
+            # until that many processes are subscribed to the app's channel
+            want = sum(1 for v in spread.values() if v > 0)
+            deadline = time.monotonic() + 10
+            numsub = redis.numsub(server.spec.redis_channel)
+            while numsub < want and time.monotonic() < deadline:
+                time.sleep(0.05)
+                numsub = redis.numsub(server.spec.redis_channel)
+    if run.proc.poll() is None:
+        with contextlib.suppress(OSError):
+            run.proc.send_signal(signal.SIGUSR1)  # send the go
+    r = run.finish()
+    r["command"] = "loadgen " + " ".join(run.cmd[1:])
+    r["workers"] = case["workers"]
+    r["clients_per_worker"] = sorted(spread.values(), reverse=True)
+    if numsub is not None:
+        r["redis_subscribers"] = numsub
+    return r
+
+
+def _cluster_notes(entry: dict) -> list[str]:
+    lines = []
+    for case in entry["cases"]:
+        spreads = []
+        for server in entry["servers"]:
+            row = entry["rows"].get(f"{case}|{server}")
+            if not row:
+                continue
+            per_run = [
+                "/".join(str(x) for x in r.get("clients_per_worker") or [])
+                for r in row["runs"]
+                if len(r.get("clients_per_worker") or []) > 1
+            ]
+            if per_run:
+                spreads.append(f"{SERVERS[server].label} {', '.join(per_run)}")
+        if spreads:
+            lines.append(
+                f"Clients per worker (busiest first, one group per repetition), {case}: "
+                + "; ".join(spreads)
+                + "."
+            )
+    target = []
+    for case in entry["cases"]:
+        rat = entry.get("ratios", {}).get(f"{case}|flask_socketio", {}).get("deliveries_per_s")
+        if rat is not None and "gunicorn" in case:
+            target.append(f"{case}: {rat:.1f}× {'(met)' if rat >= 2 else '(NOT met)'}")
+    if target:
+        lines.append(
+            "Target (from the issue): blaze_green's cluster fan-out at least 2× Flask-SocketIO's "
+            "deliveries/s — " + "; ".join(target) + "."
+        )
+    return lines
+
+
+CLUSTER = Scenario(
+    name="cluster",
+    title="Cluster fan-out (gunicorn workers + Redis)",
+    description=(
+        "Fan-out across processes: gunicorn with W workers behind one listening socket (the "
+        "kernel spreads the clients over the workers; gunicorn does not use SO_REUSEPORT), "
+        "1,000 subscribers per worker, and a Redis started for the run (`--save '' "
+        "--appendonly no`). Once every subscriber's handshake is done (and every worker with "
+        "subscribers is subscribed to Redis) one `/control` connection sends `go 0 COUNT "
+        "SIZE`: the worker it landed on broadcasts COUNT messages in a row, the others get "
+        "them through Redis. Deliveries/s = all messages on all subscribers / (time from `go` "
+        "to the last delivery). blaze_green: `gunicorn -k blaze_green.worker."
+        "GeventWebSocketWorker` with `BLAZE_BROKER_URL`; Flask-SocketIO: `gunicorn -k "
+        "geventwebsocket.gunicorn.workers.GeventWebSocketWorker` with "
+        "`message_queue=redis://...`, websocket transport only. Both with "
+        "`--worker-connections 10000` (gevent-websocket's worker keeps every WebSocket in the "
+        "pool). The 1-process rows are the same servers without gunicorn or broker. Nothing "
+        "is pinned: the workers, Redis and the load generator share the machine's cores."
+    ),
+    servers=CLUSTER_PEERS,
+    default=dict(workers=[1, 2, 4], per_worker=1000, count=200, size=100, timeout_s=90),
+    quick=dict(workers=[1, 2], per_worker=50, count=20, size=100, timeout_s=30),
+    cases=_cluster_cases,
+    run=_cluster_run,
+    check=_fanout_check,
+    columns=[
+        Column("deliveries_per_s", "deliveries/s"),
+        Column("p50_ms", "p50 latency ms", "{:.1f}"),
+        Column("p99_ms", "p99 latency ms", "{:.1f}"),
+        Column("elapsed_s", "elapsed s", "{:.2f}", spread=False),
+        Column("server_cpu_pct", "server CPU (all workers)", "{:.0f}%", spread=False),
+        Column("aux_cpu_pct", "Redis CPU", "{:.0f}%", spread=False),
+        Column("gen_cpu_pct", "loadgen CPU", "{:.0f}%", spread=False),
+        Column("other_load_pct", "other load", "{:.0f}%", spread=False),
+    ],
+    primary="deliveries_per_s",
+    primary_label="deliveries/s",
+    extra_ratios=[("p99_ms", "p99 latency")],
+    command=lambda p: (
+        f"loadgen -p PIDS -a REDIS_PID -g 0 -H fanout 127.0.0.1 PORT N {p['count']} {p['size']}"
+    ),
+    estimate_s=lambda p, n: (
+        n * sum(6 + w * p["per_worker"] * p["count"] / 90000 for w in p["workers"])
+    ),
+    reps=2,
+    pin=False,
+    spec_for=_cluster_spec,
+    setup=_cluster_setup,
+    teardown=_cluster_teardown,
+    notes=_cluster_notes,
+    reading=(
+        "Server CPU is the sum over the workers (% of one core, so up to 100% × cores). With "
+        "more workers than cores, workers, Redis and the load generator compete for the same "
+        "cores: on a 2-core machine the 4-worker rows measure the cost of the broker path more "
+        "than extra capacity. The single-process rows are the reference. The latency trade-off "
+        "of the fan-out table applies here too."
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [HTTP_HELLO, ECHO, BIG, FANOUT, IDLE, CLUSTER]}

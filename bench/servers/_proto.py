@@ -1,9 +1,11 @@
 """Shared bits of the bench protocol (imported by every bench server).
 
 /control receives ``go N COUNT SIZE``: wait (poll every 10 ms, up to 30 s) until N
-subscribers are on /feed, then do COUNT broadcasts in a row, each a text message
-of about SIZE bytes ``{"seq":I,"ts":T,"pad":"xxx"}`` with T = time.time() at
-that broadcast, then reply ``done``.
+subscribers are on /feed in this process (N = 0: do not wait; the cluster scenario sends
+``go 0 ...`` once every subscriber of every worker is connected), then do COUNT
+broadcasts in a row, each a text message of about SIZE bytes
+``{"seq":I,"ts":T,"pad":"xxx"}`` with T = time.time() at that broadcast, then reply
+``done``.
 """
 
 import sys

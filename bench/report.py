@@ -1,0 +1,394 @@
+"""The report of a run: markdown (stdout and docs/BENCHMARKS.md) and one PNG chart per scenario.
+
+Charts use matplotlib with the Agg backend (no display needed): for each scenario, bars of the
+headline metric per case and server with min–max error bars, blaze_green highlighted, and,
+where the scenario has a p99 latency, a second panel with it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .harness import SERVERS, log
+from .scenarios import SCENARIOS
+
+DISTURBED_PCT = 25.0
+STEAL_PCT = 10.0  # hypervisor steal above this: the VM was disturbed
+QUIET_TOTAL_S = 60.0  # total time a run may spend waiting for a quiet machine
+
+BLAZE_COLOR = "#d9480f"
+PEER_COLORS = [
+    "#4c6ef5",
+    "#15aabf",
+    "#82c91e",
+    "#fab005",
+    "#be4bdb",
+    "#868e96",
+    "#343a40",
+    "#e64980",
+]
+
+
+def ratio(r: float) -> str:
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
+
+
+def label(server: str) -> str:
+    spec = SERVERS.get(server)
+    return spec.label if spec and spec.label else server
+
+
+# --------------------------------------------------------------------------- markdown
+def _cell(col, summ: dict | None) -> str:
+    if not summ:
+        return "–"
+    med = col.fmt.format(summ["median"])
+    if col.spread and summ["n"] > 1:
+        return f"{med} ({col.fmt.format(summ['min'])}–{col.fmt.format(summ['max'])})"
+    return med
+
+
+def _median(entry: dict, case: str, server: str, key: str) -> float | None:
+    row = entry["rows"].get(f"{case}|{server}")
+    if not row:
+        return None
+    return row.get("summary", {}).get(key, {}).get("median")
+
+
+def summary_table(out: dict) -> list[str]:
+    """One line per scenario and case: blaze_green's headline number, the best peer's (the
+    raw gevent ceiling listed apart) and the ratio."""
+    L = [
+        "| scenario | case | metric | blaze_green | best peer | blaze ÷ best peer | raw gevent "
+        "ceiling |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
+    for name, entry in out.items():
+        sc = SCENARIOS[name]
+        if entry.get("skipped"):
+            L.append(f"| {name} | – | – | skipped: {entry['skipped']} | | | |")
+            continue
+        for case in entry["cases"]:
+            b = _median(entry, case, "blaze", sc.primary)
+            peers = []
+            for server in entry["servers"]:
+                if server in ("blaze", "raw_gevent"):
+                    continue
+                v = _median(entry, case, server, sc.primary)
+                if v is not None:
+                    peers.append((v, server))
+            best = (max if sc.higher_is_better else min)(peers) if peers else None
+            ceiling = _median(entry, case, "raw_gevent", sc.primary)
+            fmt = sc.columns[0].fmt
+            L.append(
+                "| "
+                + " | ".join(
+                    [
+                        name,
+                        case,
+                        sc.primary_label,
+                        fmt.format(b) if b is not None else "–",
+                        f"{label(best[1])}: {fmt.format(best[0])}" if best else "–",
+                        ratio(b / best[0]) if (b is not None and best and best[0]) else "–",
+                        fmt.format(ceiling) if ceiling is not None else "",
+                    ]
+                )
+                + " |"
+            )
+    return L
+
+
+def header(meta: dict) -> list[str]:
+    L = []
+    L.append(f"Command (from the repository root): `{meta['command']}`  ")
+    L.append(
+        f"Date: {meta['date']} · commit `{meta['git']}` · {meta['cores']} × {meta['cpu']} · "
+        f"{meta.get('mem_gib', '?')} GiB RAM · Linux {meta['kernel']} · Python {meta['python']}  "
+    )
+    vers = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    extra = [x for x in (meta.get("wrk"), meta.get("redis_server")) if x]
+    L.append(f"Versions: {vers}" + (", " + ", ".join(extra) if extra else "") + "  ")
+    reps = ", ".join(f"{k} {v}" for k, v in meta.get("reps", {}).items())
+    L.append(
+        f"Repetitions per server: {reps}. Servers alternate within each repetition (order "
+        f"rotated: A B C, B C A, ...), each a fresh process per repetition; CPU pinning: "
+        f"{meta['pinning']} (except the cluster scenario)"
+        + (f"; servers and load generators at nice {meta['nice']}" if meta.get("nice") else "")
+        + ".  "
+    )
+    if meta.get("elapsed_s") is not None:
+        L.append(f"Total wall time: {meta['elapsed_s']:.0f} s.")
+    return L
+
+
+HOW_TO_READ = """\
+- Every cell is the **median (min–max)** over the repetitions; `blaze ÷ this` ratios divide
+  medians (for latency and memory, lower is better, so a ratio under 1 favours blaze_green).
+  The numbers only mean something as ratios between servers measured in the same run on the
+  same machine: absolute values depend on the machine.
+- **CPU columns** are % of one core over the measured window: the server's `utime+stime` from
+  `/proc/PID/stat` (gunicorn: summed over the workers) and the load generator's own
+  `getrusage` (wrk: over its whole run). A load generator well below 100% while the server
+  is near 100% means the server is the limit, not the generator. **Other load** is what every
+  other process on the machine used in the same window; above {disturbed:.0f}% the run
+  competed with someone else's work (see the "Disturbed" lines). **Steal** is the share of the
+  machine's CPU time the hypervisor gave to other guests; runs above {steal:.0f}% are listed
+  under their table ("Steal" lines): on a shared VM they explain most wide min–max ranges.
+- **Fan-out latency trade-off.** {fanout}
+- A server that failed a check (missing or out-of-order deliveries, bad echoes, non-2xx
+  responses, a crash) is not counted; the failures are listed under its table. A peer whose
+  package is not installed is shown as "not installed".
+- Peers and their settings are described in `bench/README.md` (compression off everywhere,
+  server pings off, TCP_NODELAY, 4 MiB messages, listen backlog 1024)."""
+
+
+def markdown(out: dict, meta: dict, charts: dict[str, str] | None = None) -> str:
+    """The report. `charts`: scenario name -> chart path relative to the markdown file."""
+    from .scenarios import FANOUT_READING
+
+    L = ["# Benchmarks", ""]
+    L.append(
+        "Generated by `python -m bench` (see `bench/README.md`); rerun it rather than editing "
+        "this file."
+    )
+    L.append("")
+    L += header(meta)
+    if meta.get("quiet_wait"):
+        L.append("")
+        L.append(
+            f"Before each measurement the harness waited (up to {meta['quiet_wait']:.0f} s, "
+            f"{QUIET_TOTAL_S:.0f} s in all; {meta.get('quiet_spent_s', 0):.0f} s spent) for "
+            f"other processes to use less than {DISTURBED_PCT:.0f}% of a core."
+        )
+    if meta.get("interrupted"):
+        L += ["", "**The run was interrupted: the tables cover what finished.**"]
+    L += ["", "## Summary", ""]
+    L += summary_table(out)
+    L += ["", "## How to read these numbers", ""]
+    L.append(HOW_TO_READ.format(disturbed=DISTURBED_PCT, steal=STEAL_PCT, fanout=FANOUT_READING))
+    L.append("")
+    for name, entry in out.items():
+        L += scenario_section(name, entry, (charts or {}).get(name))
+    return "\n".join(L)
+
+
+def scenario_section(name: str, entry: dict, chart: str | None) -> list[str]:
+    sc = SCENARIOS[name]
+    L = [f"## {name} — {sc.title}", ""]
+    L.append(sc.description + f" Command: `{entry['command']}`.")
+    L.append("")
+    if entry.get("skipped"):
+        L += [f"Skipped: {entry['skipped']}", ""]
+        return L
+    if chart:
+        L += [f"![{name}: {sc.primary_label}]({chart})", ""]
+    multi_case = len(entry["cases"]) > 1
+    ratio_hdr = f"blaze ÷ this ({sc.primary_label})"
+    hdr = (["case"] if multi_case else []) + ["server"] + [c.header for c in sc.columns]
+    hdr.append(ratio_hdr)
+    L.append("| " + " | ".join(hdr) + " |")
+    n_left = len(hdr) - len(sc.columns) - 1
+    L.append("|" + "|".join(["---"] * n_left + ["---:"] * (len(sc.columns) + 1)) + "|")
+    notes = []
+    for case in entry["cases"]:
+        for server in entry["servers"]:
+            row = entry["rows"][f"{case}|{server}"]
+            name_cell = f"**{label(server)}**" if server == "blaze" else label(server)
+            cells = ([case] if multi_case else []) + [name_cell]
+            if row.get("skipped"):
+                cells += [row["skipped"]] + ["–"] * (len(sc.columns) - 1) + ["–"]
+            elif not row["runs"]:
+                why = row["failures"][0]["error"].splitlines()[0] if row["failures"] else "not run"
+                cells += [f"failed: {why}"[:120]] + ["–"] * (len(sc.columns) - 1) + ["–"]
+            else:
+                cells += [_cell(c, row["summary"].get(c.key)) for c in sc.columns]
+                rat = entry["ratios"].get(f"{case}|{server}", {}).get(sc.primary)
+                cells.append(
+                    "1.00×" if server == "blaze" else (ratio(rat) if rat is not None else "–")
+                )
+                if row["failures"]:
+                    notes.append(
+                        f"{server} ({case}): {len(row['failures'])} of "
+                        f"{len(row['failures']) + len(row['runs'])} repetitions failed — "
+                        f"{row['failures'][0]['error'].splitlines()[0]}"
+                    )
+            L.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    L.append("")
+    lines = []
+    for case in entry["cases"]:
+        parts = []
+        for server in entry["servers"]:
+            rat = entry["ratios"].get(f"{case}|{server}")
+            if not rat:
+                continue
+            txt = f"{ratio(rat[sc.primary])} {sc.primary_label}" if sc.primary in rat else ""
+            for key, lab in sc.extra_ratios:
+                if key in rat:
+                    txt += f", {ratio(rat[key])} {lab}"
+            parts.append(f"÷ {server}: {txt}")
+        if parts:
+            lines.append((f"{case}: " if multi_case else "") + "blaze " + "; ".join(parts))
+    if lines:
+        better = "higher" if sc.higher_is_better else "lower"
+        L.append(
+            f"Ratios ({sc.primary_label}: {better} is better for blaze"
+            + ("; latency ratios: lower is better" if sc.extra_ratios else "")
+            + "):"
+        )
+        L.append("")
+        L.extend(f"- {x}" for x in lines)
+        L.append("")
+    extra = sc.notes(entry)
+    if extra:
+        L.extend(extra)
+        L.append("")
+    if sc.reading:
+        L += [f"Reading this table: {sc.reading}", ""]
+    runs = [r for row in entry["rows"].values() for r in row["runs"]]
+    busy = [r for r in runs if r.get("other_load_pct", 0) > DISTURBED_PCT]
+    if busy:
+        worst = max(r["other_load_pct"] for r in busy)
+        who = sorted({str(r.get("server", "?")) for r in busy})
+        L.append(
+            f"Disturbed: in {len(busy)} of {len(runs)} runs other processes used more than "
+            f"{DISTURBED_PCT:.0f}% of a core (up to {worst:.0f}%; {', '.join(who)}); "
+            "treat these numbers as noisy."
+        )
+        L.append("")
+    stolen = [r for r in runs if r.get("steal_pct", 0) > STEAL_PCT]
+    if stolen:
+        worst = max(r["steal_pct"] for r in stolen)
+        who = sorted({str(r.get("server", "?")) for r in stolen})
+        L.append(
+            f"Steal: in {len(stolen)} of {len(runs)} runs the hypervisor took more than "
+            f"{STEAL_PCT:.0f}% of the machine's CPU time (up to {worst:.0f}%; {', '.join(who)}): "
+            "those runs were slowed down from outside the machine; the min–max shows by how much."
+        )
+        L.append("")
+    if notes:
+        L += ["Failures:", ""]
+        L.extend(f"- {x}" for x in notes)
+        L.append("")
+    return L
+
+
+# --------------------------------------------------------------------------- charts
+def write_charts(out: dict, directory: Path, meta: dict) -> dict[str, Path]:
+    """One PNG per scenario that has results; returns scenario -> path. Without matplotlib,
+    logs why and returns {}."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        log(f"charts skipped: matplotlib is not installed ({e})")
+        return {}
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for name, entry in out.items():
+        if entry.get("skipped"):
+            continue
+        sc = SCENARIOS[name]
+        servers = [
+            s
+            for s in entry["servers"]
+            if any(entry["rows"][f"{c}|{s}"]["runs"] for c in entry["cases"])
+        ]
+        if not servers:
+            continue
+        metrics = [(sc.primary, sc.primary_label, sc.higher_is_better)]
+        if any(k == "p99_ms" for k, _ in sc.extra_ratios):
+            metrics.append(("p99_ms", "p99 latency ms", False))
+        ncases = len(entry["cases"])
+        width = max(6.5, 1.0 + 0.55 * len(servers) * ncases)
+        fig, axes = plt.subplots(
+            1, len(metrics), figsize=(width * (1 if len(metrics) == 1 else 1.6), 4.6)
+        )
+        if len(metrics) == 1:
+            axes = [axes]
+        colors = {}
+        k = 0
+        for s in servers:
+            if s == "blaze":
+                colors[s] = BLAZE_COLOR
+            else:
+                colors[s] = PEER_COLORS[k % len(PEER_COLORS)]
+                k += 1
+        for ax, (key, mlabel, higher) in zip(axes, metrics, strict=True):
+            group_w = 0.8
+            bar_w = group_w / len(servers)
+            for i, s in enumerate(servers):
+                xs, ys, lo, hi = [], [], [], []
+                for ci, case in enumerate(entry["cases"]):
+                    summ = entry["rows"][f"{case}|{s}"].get("summary", {}).get(key)
+                    if not summ:
+                        continue
+                    xs.append(ci - group_w / 2 + (i + 0.5) * bar_w)
+                    ys.append(summ["median"])
+                    lo.append(summ["median"] - summ["min"])
+                    hi.append(summ["max"] - summ["median"])
+                if not xs:
+                    continue
+                ax.bar(
+                    xs,
+                    ys,
+                    bar_w * 0.92,
+                    yerr=[lo, hi],
+                    capsize=2.5,
+                    color=colors[s],
+                    edgecolor="black" if s == "blaze" else "none",
+                    linewidth=1.2 if s == "blaze" else 0,
+                    label=label(s),
+                    error_kw={"elinewidth": 0.9},
+                )
+            ax.set_xticks(range(ncases))
+            ax.set_xticklabels([_wrap(c) for c in entry["cases"]], fontsize=8)
+            ax.set_ylabel(mlabel + (" (higher is better)" if higher else " (lower is better)"))
+            ax.grid(axis="y", alpha=0.3)
+            ax.set_axisbelow(True)
+            ys_all = [
+                entry["rows"][f"{c}|{s}"].get("summary", {}).get(key, {}).get("max")
+                for c in entry["cases"]
+                for s in servers
+            ]
+            ys_all = [y for y in ys_all if y]
+            if ys_all and min(ys_all) > 0 and max(ys_all) / min(ys_all) > 50:
+                ax.set_yscale("log")
+                ax.set_ylabel(ax.get_ylabel() + ", log scale")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: _human(v)))
+        axes[0].legend(fontsize=7, loc="best", framealpha=0.85)
+        fig.suptitle(
+            f"{name} — {sc.title} (median, min–max over repetitions; {meta['date']})",
+            fontsize=10,
+        )
+        fig.tight_layout()
+        path = directory / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written[name] = path
+    return written
+
+
+def _wrap(text: str, width: int = 22) -> str:
+    words, lines, cur = text.split(), [], ""
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    if cur:
+        lines.append(cur)
+    return "\n".join(lines)
+
+
+def _human(v: float) -> str:
+    if v == 0 or not math.isfinite(v):
+        return "0"
+    for div, suf in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            x = v / div
+            return f"{x:.0f}{suf}" if x >= 10 else f"{x:.1f}{suf}"
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}"
