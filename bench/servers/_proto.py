@@ -39,3 +39,24 @@ def port_from_argv():
     if len(args) != 1:
         sys.exit(f"usage: python {sys.argv[0]} PORT")
     return int(args[0])
+
+
+def serve_pywsgi_nodelay(app, handler_base=None, server_class=None):
+    """Serve `app` on gevent.pywsgi (or `server_class`) with TCP_NODELAY on every connection.
+
+    pywsgi writes headers and body in separate sends; with Nagle on, a keep-alive client waits
+    for a delayed ACK, so NODELAY is the fair setting for every pywsgi-based peer.
+    """
+    import socket
+
+    from gevent.pywsgi import WSGIHandler, WSGIServer
+
+    class NoDelayHandler(handler_base or WSGIHandler):
+        def handle(self):
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle()
+
+    server = (server_class or WSGIServer)(
+        ("127.0.0.1", port_from_argv()), app, handler_class=NoDelayHandler, log=None, backlog=1024
+    )
+    server.serve_forever()

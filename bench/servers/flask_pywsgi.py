@@ -7,11 +7,9 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import socket  # noqa: E402
 
-from _proto import port_from_argv  # noqa: E402
+from _proto import serve_pywsgi_nodelay  # noqa: E402
 from flask import Flask  # noqa: E402
-from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 app = Flask(__name__)
 
@@ -21,13 +19,5 @@ def hello():
     return "hi"  # Flask: text/html; charset=utf-8
 
 
-class NoDelayHandler(WSGIHandler):
-    def handle(self):
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
-
-
 if __name__ == "__main__":
-    WSGIServer(
-        ("127.0.0.1", port_from_argv()), app, handler_class=NoDelayHandler, log=None, backlog=1024
-    ).serve_forever()
+    serve_pywsgi_nodelay(app)

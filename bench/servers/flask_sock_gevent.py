@@ -13,14 +13,19 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import socket  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
-from _proto import WAIT_LIMIT_S, WAIT_POLL_S, message, padding, parse_go, port_from_argv  # noqa: E402
+from _proto import (  # noqa: E402
+    WAIT_LIMIT_S,
+    WAIT_POLL_S,
+    message,
+    padding,
+    parse_go,
+    serve_pywsgi_nodelay,
+)
 from flask import Flask  # noqa: E402
 from flask_sock import Sock  # noqa: E402
-from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 app = Flask(__name__)
 app.config["SOCK_SERVER_OPTIONS"] = {
@@ -69,13 +74,5 @@ def control(ws):
         ws.send("done")
 
 
-class NoDelayHandler(WSGIHandler):
-    def handle(self):
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
-
-
 if __name__ == "__main__":
-    WSGIServer(
-        ("127.0.0.1", port_from_argv()), app, handler_class=NoDelayHandler, log=None, backlog=1024
-    ).serve_forever()
+    serve_pywsgi_nodelay(app)

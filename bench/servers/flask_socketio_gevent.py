@@ -26,13 +26,17 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import socket  # noqa: E402
 import time  # noqa: E402
 
-from _proto import WAIT_LIMIT_S, WAIT_POLL_S, padding, parse_go, port_from_argv  # noqa: E402
+from _proto import (  # noqa: E402
+    WAIT_LIMIT_S,
+    WAIT_POLL_S,
+    padding,
+    parse_go,
+    serve_pywsgi_nodelay,
+)
 from flask import Flask, request  # noqa: E402
 from flask_socketio import SocketIO, emit, join_room  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 from geventwebsocket.handler import WebSocketHandler  # noqa: E402
 
 app = Flask(__name__)
@@ -82,13 +86,5 @@ def on_go(data):
     emit("done")
 
 
-class NoDelayHandler(WebSocketHandler):
-    def handle(self):
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
-
-
 if __name__ == "__main__":
-    WSGIServer(
-        ("127.0.0.1", port_from_argv()), app, handler_class=NoDelayHandler, log=None, backlog=1024
-    ).serve_forever()
+    serve_pywsgi_nodelay(app, handler_base=WebSocketHandler)

@@ -9,11 +9,17 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import socket  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
-from _proto import WAIT_LIMIT_S, WAIT_POLL_S, message, padding, parse_go, port_from_argv  # noqa: E402
+from _proto import (  # noqa: E402
+    WAIT_LIMIT_S,
+    WAIT_POLL_S,
+    message,
+    padding,
+    parse_go,
+    serve_pywsgi_nodelay,
+)
 from geventwebsocket import WebSocketServer  # noqa: E402
 from geventwebsocket.handler import WebSocketHandler  # noqa: E402
 
@@ -73,13 +79,5 @@ def app(environ, start_response):
     return []
 
 
-class NoDelayHandler(WebSocketHandler):
-    def handle(self):
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
-
-
 if __name__ == "__main__":
-    WebSocketServer(
-        ("127.0.0.1", port_from_argv()), app, handler_class=NoDelayHandler, log=None, backlog=1024
-    ).serve_forever()
+    serve_pywsgi_nodelay(app, handler_base=WebSocketHandler, server_class=WebSocketServer)

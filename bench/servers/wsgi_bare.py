@@ -9,10 +9,8 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import socket  # noqa: E402
 
-from _proto import port_from_argv  # noqa: E402
-from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
+from _proto import serve_pywsgi_nodelay  # noqa: E402
 
 BODY = b"hi"
 HEADERS = [("Content-Type", "text/html"), ("Content-Length", str(len(BODY)))]
@@ -26,13 +24,5 @@ def app(environ, start_response):
     return [b"not found"]
 
 
-class NoDelayHandler(WSGIHandler):
-    def handle(self):
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle()
-
-
 if __name__ == "__main__":
-    WSGIServer(
-        ("127.0.0.1", port_from_argv()), app, handler_class=NoDelayHandler, log=None, backlog=1024
-    ).serve_forever()
+    serve_pywsgi_nodelay(app)
