@@ -13,7 +13,7 @@ from gevent import Greenlet, monkey
 
 from .http import HTTPError, Request, Response, to_response
 from .routing import Router
-from .tasks import Task, TaskGroup
+from .tasks import Task, TaskGroup, resolve
 from .ws import handshake
 from .ws.frames import encode_frame
 from .ws.registry import Registry
@@ -227,10 +227,7 @@ class App:
         """
         if singleton is None:
             return self._tasks.spawn(fn, *args, **kwargs)
-        if isinstance(fn, Task):
-            if args or kwargs:
-                raise TypeError("spawn(task) takes no extra arguments: pass them to the @task call")
-            fn, args, kwargs = fn.fn, fn.args, fn.kwargs
+        fn, args, kwargs = resolve(fn, args, kwargs)
         return self._tasks.spawn(self._run_singleton, singleton, fn, args, kwargs)
 
     def _run_singleton(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

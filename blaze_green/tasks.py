@@ -15,7 +15,7 @@ from typing import Any
 import gevent
 from gevent import Greenlet, GreenletExit
 
-__all__ = ["Task", "task", "delay", "TaskGroup"]
+__all__ = ["Task", "task", "delay", "resolve", "TaskGroup"]
 
 log = logging.getLogger("blaze_green")
 
@@ -67,6 +67,24 @@ def _run_logged(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str
         return None
 
 
+def resolve(
+    fn: Callable[..., Any] | Task, args: tuple, kwargs: dict[str, Any]
+) -> tuple[Callable[..., Any], tuple, dict[str, Any]]:
+    """The call a spawn means: a `@task` call unwrapped, anything else checked."""
+    if isinstance(fn, Task):
+        if args or kwargs:
+            raise TypeError("spawn(task) takes no extra arguments: pass them to the @task call")
+        return fn.fn, fn.args, fn.kwargs
+    if not callable(fn):
+        raise TypeError(f"spawn() needs a callable or a @task call, got {fn!r}")
+    if hasattr(fn, "__blaze_task__"):
+        raise TypeError(
+            f"{fn.__name__} is a @task: call it to build the task, as in "
+            f"app.spawn({fn.__name__}(app))"
+        )
+    return fn, args, kwargs
+
+
 class TaskGroup:
     """The app's tasks: held until `start()`, then running; all killed by `kill()`."""
 
@@ -78,17 +96,7 @@ class TaskGroup:
         self._served_before = False
 
     def spawn(self, fn: Callable[..., Any] | Task, *args: Any, **kwargs: Any) -> Greenlet:
-        if isinstance(fn, Task):
-            if args or kwargs:
-                raise TypeError("spawn(task) takes no extra arguments: pass them to the @task call")
-            fn, args, kwargs = fn.fn, fn.args, fn.kwargs
-        elif not callable(fn):
-            raise TypeError(f"spawn() needs a callable or a @task call, got {fn!r}")
-        elif hasattr(fn, "__blaze_task__"):
-            raise TypeError(
-                f"{fn.__name__} is a @task: call it to build the task, as in "
-                f"app.spawn({fn.__name__}(app))"
-            )
+        fn, args, kwargs = resolve(fn, args, kwargs)
         name = getattr(fn, "__qualname__", repr(fn))
         g = self._make(name, fn, args, kwargs)
         if self.started:
