@@ -516,9 +516,8 @@ class RedisBroker:
         if node == self._node:
             return  # ours: delivered locally when it was broadcast
         self.stats["received"] += 1
-        registry = self._app._registry
-        if registry.sessions(path):  # frame it only if someone here listens
-            registry.deliver(path, encode_frame(opcode, payload))
+        # Framing is cheap; a second snapshot of the path's sessions to avoid it is not.
+        if self._app._registry.deliver(path, encode_frame(opcode, payload)):
             # A burst read from Redis without yielding is written in rounds, as local ones are.
             self._app._writes.flush_if_due()
 
