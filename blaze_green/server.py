@@ -14,15 +14,18 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.socket
 from gevent.event import Event
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 from . import patching
 from .app import UPGRADE_KEY
+from .headers import RequestHeaders
 
 if TYPE_CHECKING:
     from .app import App
@@ -33,10 +36,24 @@ log = logging.getLogger("blaze_green")
 access_log = logging.getLogger("blaze_green.access")
 
 
+def http_date() -> bytes:
+    """The `Date` header's value, formatted once per second rather than once per response."""
+    global _date
+    second = int(time.time())
+    cached = _date
+    if cached[0] != second:
+        cached = _date = (second, formatdate(second, usegmt=True).encode("ascii"))
+    return cached[1]
+
+
+_date: tuple[int, bytes] = (-1, b"")
+
+
 class UpgradeHandler(WebSocketHandler):
     """pywsgi handler: TCP_NODELAY, each response in one write, upgrades decided by the app."""
 
     _upgraded = False
+    MessageClass = RequestHeaders  # instead of the email package's parser: see headers.py
 
     def __init__(self, sock: Any, address: Any, server: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, address, server, *args, **kwargs)
@@ -44,6 +61,9 @@ class UpgradeHandler(WebSocketHandler):
         # keep-alive client can wait ~40 ms for a delayed ACK. (Not TCP: nothing to set.)
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A plain gevent socket's OS socket, for a first non-blocking send without gevent's
+        # sendall (which asks the kernel for SO_SNDBUF on every call); never a TLS socket's.
+        self._raw = sock._sock if type(sock) is gevent.socket.socket else None
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
@@ -114,6 +134,31 @@ class UpgradeHandler(WebSocketHandler):
             else:
                 towrite += data
         self._sendall(towrite)
+
+    def finalize_headers(self) -> None:
+        if self.provided_date is None:
+            self.response_headers.append((b"Date", http_date()))
+            self.provided_date = "yes"  # so pywsgi does not format its own
+        super().finalize_headers()
+
+    def _sendall(self, data: bytes | bytearray) -> None:
+        raw = self._raw
+        if raw is None or raw is not getattr(self.socket, "_sock", None):
+            super()._sendall(data)
+            return
+        # A small response almost always fits the socket buffer: one send, no more syscalls.
+        try:
+            sent = raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.status = f"socket error: {exc}"
+            if self.code > 0:
+                self.code = -self.code
+            raise
+        self.response_length += sent
+        if sent < len(data):
+            super()._sendall(memoryview(data)[sent:])
 
 
 class EmbeddedHandler(UpgradeHandler):

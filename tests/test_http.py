@@ -1,5 +1,7 @@
 """HTTP routes, return conventions and error statuses, against a real `blaze-green run` process."""
 
+import datetime
+import email.utils
 import socket
 from pathlib import Path
 
@@ -233,3 +235,70 @@ def test_keep_alive_pipelined_requests(server):
             assert chunk, data
             data += chunk
     assert data.count(b"HTTP/1.1 200 OK") == 3
+
+
+def raw_request(server, request: bytes) -> bytes:
+    """Send bytes on a fresh connection; read until the server closes or one response is in."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            head, sep, rest = data.partition(b"\r\n\r\n")
+            if sep and b"Content-Length" in head:
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                if len(rest) >= length:
+                    return data
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"X-Custom : v\r\n",  # space before the colon
+        b"X-Custom: v\r\n folded\r\n",  # obsolete line folding
+        b"NoColon\r\n",
+        b"X-Custom: a\x00b\r\n",
+    ],
+)
+def test_malformed_header_lines_are_400_and_close(server, bad):
+    response = raw_request(server, b"GET /hello HTTP/1.1\r\nHost: x\r\n" + bad + b"\r\n")
+    assert response.startswith(b"HTTP/1.1 400 "), response
+    assert b"Connection: close" in response
+
+
+def test_too_many_headers_is_400(server):
+    fields = b"".join(b"X-H%d: v\r\n" % i for i in range(101))
+    response = raw_request(server, b"GET /hello HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+    assert response.startswith(b"HTTP/1.1 400 "), response
+
+
+def test_repeated_headers_are_joined_in_order(server):
+    response = raw_request(
+        server, b"GET /header/x-multi HTTP/1.1\r\nHost: x\r\nX-Multi: 1\r\nx-multi: 2\r\n\r\n"
+    )
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.endswith(b'{"value":"1,2"}')
+
+
+def test_chunked_body_wins_over_content_length(server):
+    body = b'{"k": [1, 2]}'
+    request = (
+        b"POST /echo-json HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 999\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % len(body)
+        + body
+        + b"\r\n0\r\n\r\n"
+    )
+    response = raw_request(server, request)
+    assert response.startswith(b"HTTP/1.1 200 "), response
+    assert response.endswith(b'{"got":{"k":[1,2]}}')
+
+
+def test_date_header_is_current_http_date(server):
+    r = get(server, "/hello")
+    sent = email.utils.parsedate_to_datetime(r.headers["Date"])
+    assert r.headers["Date"].endswith(" GMT")
+    assert abs((sent - datetime.datetime.now(datetime.UTC)).total_seconds()) < 5

@@ -249,3 +249,8 @@ def spin(req):
     while time.perf_counter() < end:
         n += 1
     return {"n": n}
+
+
+@app.get("/header/:name")
+def one_header(req, name):
+    return {"value": req.headers.get(name)}
