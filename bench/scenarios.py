@@ -379,7 +379,7 @@ FANOUT = Scenario(
         "subscribers join a room and each broadcast is one `emit` to it."
     ),
     servers=WS_PEERS,
-    default=dict(runs=[(1000, 200), (5000, 100)], size=100, timeout_s=90),
+    default=dict(runs=[(1000, 200), (5000, 200)], size=100, timeout_s=90),
     quick=dict(runs=[(50, 20)], size=100, timeout_s=20),
     cases=_fanout_cases,
     run=_fanout_run,

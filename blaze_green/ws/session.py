@@ -81,19 +81,28 @@ class WriteScheduler:
 
     Sessions with queued frames are written by one hub loop callback once the sender yields,
     so a burst (200 broadcasts in a row) leaves in one send per socket. A burst that keeps the
-    hub busy for longer than `budget` (App's `coalesce_window`, 2 ms) is written in rounds from
-    the sending greenlet, each round one send per socket for everything queued since the last,
-    so early messages are not held until the burst ends. (Measured with `python -m bench
-    --scenarios fanout`: a 20 ms window, or one that grows with the write round, doubles
-    throughput but makes p99 latency worse than websockets'.)
+    hub busy for longer than the window is written in rounds from the sending greenlet, each
+    round one send per socket for everything queued since the last, so early messages are not
+    held until the burst ends.
+
+    The window is `budget` (App's `coalesce_window`, 2 ms) or 1/`ROUND_SHARE` of the last
+    round's duration, whichever is longer. A message waits about one window plus one round, and
+    a round costs one send per socket whatever it carries, so with a fixed 2 ms window 5,000
+    subscribers spent 20 parts writing for each part producing; tying the window to the round
+    caps that share while adding only a fraction of a round to the wait. (Measured with `python
+    -m bench --scenarios fanout`; a 20 ms fixed window doubles throughput but makes p99 latency
+    worse than websockets'.)
     """
 
-    __slots__ = ("_dirty", "_since", "_scheduled", "budget")
+    ROUND_SHARE = 8
+
+    __slots__ = ("_dirty", "_since", "_scheduled", "_window", "budget")
 
     def __init__(self, budget: float = 0.002) -> None:
         self._dirty: list[WebSocket] = []
         self._since = 0.0
         self._scheduled = False
+        self._window = budget
         self.budget = budget
 
     def schedule(self, ws: WebSocket) -> None:
@@ -111,11 +120,13 @@ class WriteScheduler:
     def flush(self) -> None:
         """Write every session's pending frames now (non-blocking sends)."""
         dirty, self._dirty = self._dirty, []
+        start = time.monotonic()
         for ws in dirty:
             ws._flush()
+        self._window = max(self.budget, (time.monotonic() - start) / self.ROUND_SHARE)
 
     def flush_if_due(self) -> None:
-        if self._dirty and time.monotonic() - self._since >= self.budget:
+        if self._dirty and time.monotonic() - self._since >= self._window:
             self.flush()
 
 
