@@ -160,7 +160,11 @@ HTTP_HELLO = Scenario(
     reading=(
         "On gevent servers a connection whose next request is already there is served again "
         "without yielding, so some connections are served back-to-back while others wait: p50 "
-        "can be tiny and p99 large. That is the servers' behaviour, not wrk's."
+        "can be tiny and p99 large. That is the servers' behaviour, not wrk's. blaze_green's "
+        "handler yields between keep-alive requests, and it replaces three parts of pywsgi's "
+        "per-request work (the email-package header parser, a Date string formatted per response, "
+        "gevent's sendall with its SO_SNDBUF lookup: docs/DESIGN.md), which is why it passes the "
+        "bare function on stock pywsgi, the ceiling for that server."
     ),
 )
 
