@@ -302,3 +302,17 @@ def test_date_header_is_current_http_date(server):
     sent = email.utils.parsedate_to_datetime(r.headers["Date"])
     assert r.headers["Date"].endswith(" GMT")
     assert abs((sent - datetime.datetime.now(datetime.UTC)).total_seconds()) < 5
+
+
+def test_response_larger_than_the_socket_buffer_arrives_whole(server):
+    # 16 MiB cannot leave in one send: the rest goes through gevent's sendall, on the same
+    # keep-alive connection, and the next request still works.
+    with requests.Session() as s:
+        r = s.get(server.url + "/big/16777216", timeout=30)
+        assert r.status_code == 200
+        assert len(r.content) == 16 << 20
+        assert r.content == bytes(range(256)) * (1 << 16)
+        writes_before = s.get(server.url + "/stats/writes", timeout=5).json()["writes"]
+        assert s.get(server.url + "/hello", timeout=5).text == "hi"
+        writes_after = s.get(server.url + "/stats/writes", timeout=5).json()["writes"]
+        assert writes_after - writes_before == 2

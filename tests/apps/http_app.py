@@ -254,3 +254,8 @@ def spin(req):
 @app.get("/header/:name")
 def one_header(req, name):
     return {"value": req.headers.get(name)}
+
+
+@app.get("/big/:n")
+def big(req, n: int):
+    return bytes(range(256)) * (n // 256)
