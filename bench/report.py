@@ -15,6 +15,7 @@ from .scenarios import SCENARIOS
 
 DISTURBED_PCT = 25.0
 STEAL_PCT = 10.0  # hypervisor steal above this: the VM was disturbed
+STEAL_RETRY_PCT = 15.0  # above this a run is measured again (--steal-retries)
 QUIET_TOTAL_S = 60.0  # total time a run may spend waiting for a quiet machine
 
 BLAZE_COLOR = "#d9480f"
@@ -161,6 +162,14 @@ def markdown(out: dict, meta: dict, charts: dict[str, str] | None = None) -> str
             f"{QUIET_TOTAL_S:.0f} s in all; {meta.get('quiet_spent_s', 0):.0f} s spent) for "
             f"other processes to use less than {DISTURBED_PCT:.0f}% of a core."
         )
+    if meta.get("steal_retries"):
+        L.append("")
+        L.append(
+            f"A run in which the hypervisor's steal was above {STEAL_RETRY_PCT:.0f}% was discarded "
+            f"and measured again on the same server, up to {meta['steal_retries']} times (not for "
+            "idle memory or the cluster); the tables show the run kept, and each scenario says "
+            "how many were discarded. Runs still above the limit after that are kept and listed."
+        )
     if meta.get("interrupted"):
         L += ["", "**The run was interrupted: the tables cover what finished.**"]
     L += ["", "## Summary", ""]
@@ -254,6 +263,15 @@ def scenario_section(name: str, entry: dict, chart: str | None) -> list[str]:
             f"Disturbed: in {len(busy)} of {len(runs)} runs other processes used more than "
             f"{DISTURBED_PCT:.0f}% of a core (up to {worst:.0f}%; {', '.join(who)}); "
             "treat these numbers as noisy."
+        )
+        L.append("")
+    discarded = [r for row in entry["rows"].values() for r in row.get("discarded", [])]
+    if discarded:
+        worst = max(r["steal_pct"] for r in discarded)
+        who = sorted({str(r.get("server", "?")) for r in discarded})
+        L.append(
+            f"Measured again: {len(discarded)} run(s) discarded for steal above "
+            f"{STEAL_RETRY_PCT:.0f}% (up to {worst:.0f}%; {', '.join(who)})."
         )
         L.append("")
     stolen = [r for r in runs if r.get("steal_pct", 0) > STEAL_PCT]
