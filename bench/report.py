@@ -257,30 +257,27 @@ def scenario_section(name: str, entry: dict, chart: str | None) -> list[str]:
     runs = [r for row in entry["rows"].values() for r in row["runs"]]
     busy = [r for r in runs if r.get("other_load_pct", 0) > DISTURBED_PCT]
     if busy:
-        worst = max(r["other_load_pct"] for r in busy)
-        who = sorted({str(r.get("server", "?")) for r in busy})
+        worst, who = _worst_and_who(busy, "other_load_pct")
         L.append(
             f"Disturbed: in {len(busy)} of {len(runs)} runs other processes used more than "
-            f"{DISTURBED_PCT:.0f}% of a core (up to {worst:.0f}%; {', '.join(who)}); "
+            f"{DISTURBED_PCT:.0f}% of a core (up to {worst:.0f}%; {who}); "
             "treat these numbers as noisy."
         )
         L.append("")
     discarded = [r for row in entry["rows"].values() for r in row.get("discarded", [])]
     if discarded:
-        worst = max(r["steal_pct"] for r in discarded)
-        who = sorted({str(r.get("server", "?")) for r in discarded})
+        worst, who = _worst_and_who(discarded, "steal_pct")
         L.append(
             f"Measured again: {len(discarded)} run(s) discarded for steal above "
-            f"{STEAL_RETRY_PCT:.0f}% (up to {worst:.0f}%; {', '.join(who)})."
+            f"{STEAL_RETRY_PCT:.0f}% (up to {worst:.0f}%; {who})."
         )
         L.append("")
     stolen = [r for r in runs if r.get("steal_pct", 0) > STEAL_PCT]
     if stolen:
-        worst = max(r["steal_pct"] for r in stolen)
-        who = sorted({str(r.get("server", "?")) for r in stolen})
+        worst, who = _worst_and_who(stolen, "steal_pct")
         L.append(
             f"Steal: in {len(stolen)} of {len(runs)} runs the hypervisor took more than "
-            f"{STEAL_PCT:.0f}% of the machine's CPU time (up to {worst:.0f}%; {', '.join(who)}): "
+            f"{STEAL_PCT:.0f}% of the machine's CPU time (up to {worst:.0f}%; {who}): "
             "those runs were slowed down from outside the machine; the min–max shows by how much."
         )
         L.append("")
@@ -289,6 +286,12 @@ def scenario_section(name: str, entry: dict, chart: str | None) -> list[str]:
         L.extend(f"- {x}" for x in notes)
         L.append("")
     return L
+
+
+def _worst_and_who(runs: list[dict], key: str) -> tuple[float, str]:
+    """The largest `key` among flagged runs, and the servers they belong to."""
+    who = sorted({str(r.get("server", "?")) for r in runs})
+    return max(r[key] for r in runs), ", ".join(who)
 
 
 # --------------------------------------------------------------------------- charts

@@ -407,9 +407,11 @@ def measure(sc, ns, params, rows, srv, name, case, rep, reps, progress) -> None:
         ns.quiet_spent += quiet["waited_s"]
     attempt = 0
     while True:
-        r = run_once(sc, ns, params, srv, name, case, rep, quiet, tag)
-        if r is None:
-            row["failures"].append({"rep": rep + 1, "error": ns.last_error})
+        try:
+            r = run_once(sc, params, srv, name, case, rep, quiet, tag)
+        except BenchError as e:
+            row["failures"].append({"rep": rep + 1, "error": str(e)})
+            log(f"{tag}: FAILED: {e}")
             return
         steal = r.get("steal_pct", 0)
         if steal <= report.STEAL_RETRY_PCT or attempt >= ns.steal_retries or not sc.retry_on_steal:
@@ -432,16 +434,11 @@ def measure(sc, ns, params, rows, srv, name, case, rep, reps, progress) -> None:
     log(f"{tag}: {fmt_progress(sc, r)}")
 
 
-def run_once(sc, ns, params, srv, name, case, rep, quiet, tag) -> dict | None:
-    """One measurement; None (with ns.last_error) when the load generator failed."""
+def run_once(sc, params, srv, name, case, rep, quiet, tag) -> dict:
+    """One measurement with its CPU figures; raises BenchError when the load generator failed."""
     log(f"{tag} ...")
     t0 = time.monotonic()
-    try:
-        r = sc.run(srv, case, params)
-    except BenchError as e:
-        ns.last_error = str(e)
-        log(f"{tag}: FAILED: {e}")
-        return None
+    r = sc.run(srv, case, params)
     r["rep"] = rep + 1
     r["server"] = name
     r["wall_s"] = round(time.monotonic() - t0, 3)
