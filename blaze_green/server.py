@@ -147,15 +147,11 @@ class UpgradeHandler(WebSocketHandler):
             super()._sendall(data)
             return
         # A small response almost always fits the socket buffer: one send, no more syscalls.
+        # Anything else (a full buffer, an error) is pywsgi's sendall's to wait for or report.
         try:
             sent = raw.send(data)
-        except (BlockingIOError, InterruptedError):
+        except OSError:
             sent = 0
-        except OSError as exc:
-            self.status = f"socket error: {exc}"
-            if self.code > 0:
-                self.code = -self.code
-            raise
         self.response_length += sent
         if sent < len(data):
             super()._sendall(memoryview(data)[sent:])
