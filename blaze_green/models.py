@@ -19,7 +19,19 @@ from typing import Any, TypeVar
 import simplejson
 from marshmallow import RAISE, Schema, ValidationError, fields
 
-__all__ = ["Json", "model", "is_model", "schema_of", "dumps", "loads", "load_model", "ModelError"]
+from .ws.frames import OP_BINARY, OP_TEXT
+
+__all__ = [
+    "Json",
+    "ModelError",
+    "dumps",
+    "encode_message",
+    "is_model",
+    "load_model",
+    "loads",
+    "model",
+    "schema_of",
+]
 
 T = TypeVar("T")
 
@@ -173,6 +185,16 @@ def dumps(value: Any) -> str:
     if isinstance(value, Json):
         value = value.value
     return simplejson.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_message(data: Any) -> tuple[int, bytes]:
+    """(opcode, payload) of a WebSocket message: `str` is text, bytes-like binary, anything
+    else JSON text through `dumps` (the one place messages are serialized)."""
+    if isinstance(data, str):
+        return OP_TEXT, data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return OP_BINARY, bytes(data)
+    return OP_TEXT, dumps(data).encode("utf-8")
 
 
 def loads(text: str | bytes) -> Any:
