@@ -26,19 +26,25 @@ if not _SKIP_PATCH:
 
         _warn(_PREIMPORTED)
 
-from .app import App, Config, WebSocketHandlers  # noqa: E402
+from .app import App  # noqa: E402
+from .config import Config  # noqa: E402
+from .errors import BlazeGreenError, ConnectionClosed  # noqa: E402
 from .http import HTTPError, Request, Response  # noqa: E402
 from .models import Json, model  # noqa: E402
 from .tasks import Task, delay, task  # noqa: E402
-from .ws.session import ConnectionClosed, WebSocket  # noqa: E402
+from .ws.lifecycle import CloseCode, Initiator  # noqa: E402
+from .ws.session import WebSocket, WebSocketHandlers  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "BlazeGreenError",
+    "CloseCode",
     "Config",
     "ConnectionClosed",
     "HTTPError",
+    "Initiator",
     "Json",
     "Request",
     "Response",

@@ -85,7 +85,5 @@ def main(argv: list[str] | None = None) -> int:
     except AppLoadError as exc:
         print(f"blaze-green: {exc}", file=sys.stderr)
         return 2
-    if args.debug:
-        app.config.debug = True
-    serve(app, host=args.host, port=args.port, access_log_enabled=args.access_log)
+    serve(app, host=args.host, port=args.port, access_log_enabled=args.access_log, debug=args.debug)
     return 0

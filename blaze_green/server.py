@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -24,8 +25,8 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 from . import patching
-from .app import UPGRADE_KEY
 from .headers import RequestHeaders
+from .ws.handshake import UPGRADE_KEY
 
 if TYPE_CHECKING:
     from .app import App
@@ -61,9 +62,9 @@ class UpgradeHandler(WebSocketHandler):
         # keep-alive client can wait ~40 ms for a delayed ACK. (Not TCP: nothing to set.)
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # A plain gevent socket's OS socket, for a first non-blocking send without gevent's
+        # A plain gevent socket's descriptor (non-blocking), for a first send without gevent's
         # sendall (which asks the kernel for SO_SNDBUF on every call); never a TLS socket's.
-        self._raw = sock._sock if type(sock) is gevent.socket.socket else None
+        self._fd = sock.fileno() if type(sock) is gevent.socket.socket else -1
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
@@ -142,14 +143,13 @@ class UpgradeHandler(WebSocketHandler):
         super().finalize_headers()
 
     def _sendall(self, data: bytes | bytearray) -> None:
-        raw = self._raw
-        if raw is None or raw is not getattr(self.socket, "_sock", None):
+        if self._fd < 0 or self.socket is None:
             super()._sendall(data)
             return
         # A small response almost always fits the socket buffer: one send, no more syscalls.
         # Anything else (a full buffer, an error) is pywsgi's sendall's to wait for or report.
         try:
-            sent = raw.send(data)
+            sent = os.write(self._fd, data)
         except OSError:
             sent = 0
         self.response_length += sent
@@ -176,8 +176,10 @@ class Server:
         *,
         listener: socket.socket | None = None,
         backlog: int = 2048,
+        on_started: Callable[[Server], Any] | None = None,
     ) -> None:
         self.app = app
+        self.on_started = on_started
         self._stopping = Event()
         listen_on: Any = listener if listener is not None else (host, port)
         self.wsgi = WSGIServer(
@@ -198,7 +200,9 @@ class Server:
         self.wsgi.start()
         host, port = self.wsgi.address[:2]
         log.info("blaze_green listening on http://%s:%s", host, port)
-        self.app._started()
+        self.app.runtime.start()
+        if self.on_started is not None:
+            self.on_started(self)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -225,23 +229,15 @@ class Server:
 
 
 def graceful_shutdown(app: App, servers: list[Any], timeout: float) -> None:
-    """Stop accepting, close every session with 1001, wait for them, kill tasks.
+    """Stop accepting, close every session with 1001 and wait for them (dropping those still
+    open near the deadline; their on_close runs), kill tasks, stop the servers.
 
     Used by the embedded server and by the gunicorn worker.
     """
     deadline = time.monotonic() + timeout
     for server in servers:
         server.close()  # stop accepting; open connections go on
-    closing = app._shutdown_sessions()
-    if closing:
-        log.info("closing %d WebSocket session(s) with 1001", closing)
-    # Sessions answer the close handshake within close_timeout; keep-alive HTTP ends now.
-    while app._registry.all_sessions() or app._ws_reserved > 0:
-        if time.monotonic() >= deadline:
-            log.warning("shutdown_timeout reached with sessions still open; dropping them")
-            break
-        gevent.sleep(0.02)
-    app._stop_tasks()
+    app.runtime.shutdown(timeout)
     remaining = max(0.0, deadline - time.monotonic())
     for server in servers:
         server.stop(timeout=min(remaining, 1.0))
@@ -254,15 +250,17 @@ def serve(
     port: int = 8080,
     *,
     access_log_enabled: bool = False,
+    debug: bool = False,
     on_ready: Callable[[Server], Any] | None = None,
 ) -> None:
+    """Serve `app` until SIGINT/SIGTERM (app.listen and `blaze-green run`). `debug` (or
+    App(debug=True)) turns on debug logging and gevent's hub-blocking monitor."""
     patching.require_patched()
-    configure_logging(access_log_enabled, app.config.debug)
-    if app.config.debug:
+    debug = debug or app.config.debug
+    configure_logging(access_log_enabled, debug)
+    if debug:
         patching.start_blocking_monitor()
-    server = Server(app, host, port)
-    if on_ready is not None:
-        app.on_start(lambda: on_ready(server))
+    server = Server(app, host, port, on_started=on_ready)
     server.run()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 import gevent
 from gevent.pool import Pool
@@ -62,8 +63,8 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
             servers.append(server)
         self._attach_logging()
         if app is not None:
-            app._started()
-            if self.cfg.workers > 1 and app._broker is None:
+            app.runtime.start()
+            if self.cfg.workers > 1 and app.runtime.broker is None:
                 log.warning(
                     "%d workers and no broker: app.broadcast reaches only the sessions of the "
                     "worker that calls it. Set App(broker='redis://host:6379/0') or "
@@ -97,6 +98,6 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
             pkg.setLevel(error_log.level or logging.INFO)
             pkg.propagate = False
 
-    def handle_quit(self, sig, frame) -> None:  # noqa: ANN001 - gunicorn's signature
+    def handle_quit(self, sig: int, frame: Any) -> None:
         # SIGQUIT/SIGINT: gunicorn's default exits at once; shut down gracefully instead.
         self.alive = False

@@ -8,16 +8,27 @@ broker, nothing here runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ..app import App
+__all__ = ["Broker", "BrokerHost", "make_broker"]
 
-__all__ = ["Broker", "make_broker"]
+
+class BrokerHost(Protocol):
+    """What a broker needs from the process it serves (blaze_green.runtime.Runtime)."""
+
+    def local_count(self, path: str) -> int:
+        """Open sessions on `path` in this process."""
+
+    def local_counts(self) -> dict[str, int]:
+        """Open sessions per path in this process (paths without sessions left out)."""
+
+    def deliver_remote(self, path: str, opcode: int, payload: bytes | memoryview) -> int:
+        """Deliver a message another process broadcast to this process's sessions on `path`."""
 
 
 class Broker(Protocol):
-    """What App needs from a broker. Every method is called on the server's hub thread."""
+    """What the runtime needs from a broker. Every method is called on the server's hub
+    thread."""
 
     node_id: str
 
@@ -35,16 +46,16 @@ class Broker(Protocol):
         """Sessions on `path` in every live process (counts at most a few seconds old)."""
 
     def run_singleton(
-        self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Run fn(*args, **kwargs) while holding the cluster-wide lock `name`; blocks (in its
         own greenlet) until this process holds the lock; gives the task up if the lock is lost."""
 
 
-def make_broker(url: str, app: App) -> Broker:
+def make_broker(url: str, host: BrokerHost) -> Broker:
     scheme = url.split(":", 1)[0].lower()
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisBroker
 
-        return RedisBroker(url, app)
+        return RedisBroker(url, host)
     raise ValueError(f"unsupported broker URL {url!r}: use redis://host:port/db")

@@ -90,10 +90,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     redis = None  # type: ignore[assignment]
     RedisError = Exception  # type: ignore[assignment,misc]
 
-from ..ws.frames import encode_frame
-
 if TYPE_CHECKING:
-    from ..app import App
+    from . import BrokerHost
 
 __all__ = ["RedisBroker", "pack_message", "unpack_message"]
 
@@ -209,7 +207,9 @@ class RedisBroker:
     keepalive = 5.0  # PING an idle subscription this often; no answer by the next: reconnect
     stop_timeout = 1.5
 
-    def __init__(self, url: str, app: App, *, prefix: str | None = None, **options: Any) -> None:
+    def __init__(
+        self, url: str, host: BrokerHost, *, prefix: str | None = None, **options: Any
+    ) -> None:
         if redis is None:
             raise ImportError("the Redis broker needs redis-py: pip install 'blaze-green[redis]'")
         for name, value in options.items():
@@ -220,7 +220,7 @@ class RedisBroker:
         self.prefix = prefix or url_prefix or "blaze_green"
         self.node_id = _make_node_id()
         self._node = self.node_id.encode("ascii", "replace")[:255]
-        self._app = app
+        self._host = host
         self._nodes_key = f"{self.prefix}:nodes"
         self._conns_prefix = f"{self.prefix}:conns:"
         self._conns_key = self._conns_prefix + self.node_id
@@ -517,27 +517,16 @@ class RedisBroker:
             return  # ours: delivered locally when it was broadcast
         self.stats["received"] += 1
         # Framing is cheap; a second snapshot of the path's sessions to avoid it is not.
-        if self._app._registry.deliver(path, encode_frame(opcode, payload)):
-            # A burst read from Redis without yielding is written in rounds, as local ones are.
-            self._app._writes.flush_if_due()
+        self._host.deliver_remote(path, opcode, payload)
 
     # -- cluster counts -------------------------------------------------------------------
-
-    def _local_counts(self) -> dict[str, int]:
-        registry = self._app._registry
-        counts = {}
-        for path in registry.paths():
-            n = len(registry.sessions(path))
-            if n:
-                counts[path] = n
-        return counts
 
     def _counter(self) -> None:
         ttl_ms = int(self.count_ttl * 1000)
         while True:
             started = time.monotonic()
             try:
-                counts = self._local_counts()
+                counts = self._host.local_counts()
                 now_ms = int(time.time() * 1000)
                 pipe = self._client.pipeline(transaction=True)
                 pipe.delete(self._conns_key)
@@ -559,7 +548,7 @@ class RedisBroker:
         """Sessions on `path` across live processes: the other nodes' published counts (at
         most count_ttl old) plus this process's live count. While Redis is unreachable: the
         local count."""
-        local = len(self._app._registry.sessions(path))
+        local = self._host.local_count(path)
         if self._down or self._stopped:
             return local
         started = time.monotonic()

@@ -9,14 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import OriginPolicy
 from ..http import HTTPError, Request
 
 __all__ = [
     "GUID",
+    "UPGRADE_KEY",
     "accept_key",
     "is_upgrade_request",
     "validate",
@@ -27,9 +29,10 @@ __all__ = [
 
 # RFC 6455 section 1.3: the fixed GUID appended to the client's key.
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# The environ key under which our server handlers put the `upgrade` callable: called once every
+# check has passed, it sends the `101` and hands over the socket (see blaze_green.server).
+UPGRADE_KEY = "blaze_green.upgrade"
 VERSION_HEADER = ("Sec-WebSocket-Version", "13")
-
-OriginPolicy = str | Iterable[str] | Callable[[str, Request], bool] | None
 
 
 def accept_key(key: str) -> str:

@@ -1,8 +1,8 @@
 """The session registry: weakly held, lock-guarded, path-based; and broadcast delivery.
 
 The lock only guards the path -> sessions map; it is released before any frame is queued, and
-queueing never touches a socket (the session's hub callback writes later), so a slow client
-never holds up a broadcast or anyone else.
+queueing never touches a socket (the write scheduler's hub callback writes later), so a slow
+client never holds up a broadcast or anyone else.
 """
 
 from __future__ import annotations
@@ -62,9 +62,22 @@ class Registry:
                 del self._paths[path]
             return live
 
+    def count(self, path: str) -> int:
+        """How many open sessions `path` has (dead ones are pruned, as by `sessions`)."""
+        return len(self.sessions(path))
+
     def paths(self) -> list[str]:
         with self._lock:
             return list(self._paths)
+
+    def counts(self) -> dict[str, int]:
+        """Open sessions per path, paths without any left out."""
+        counts = {}
+        for path in self.paths():
+            n = self.count(path)
+            if n:
+                counts[path] = n
+        return counts
 
     def all_sessions(self) -> list[WebSocket]:
         out: list[WebSocket] = []
@@ -80,14 +93,14 @@ class Registry:
             targets = [s for s in targets if id(s) not in skip]
         n = 0
         for ws in targets:
-            if ws._enqueue(frame):
+            if ws.queue_frame(frame):
                 n += 1
         return n
 
 
 def _as_iterable(exclude: Any) -> Iterable[Any]:
-    from .session import WebSocket
-
-    if isinstance(exclude, WebSocket):
+    """`exclude` is one session or an iterable of sessions (a session is not iterable)."""
+    try:
+        return iter(exclude)
+    except TypeError:
         return (exclude,)
-    return exclude

@@ -1,35 +1,42 @@
-"""One WebSocket session: a reader on the session's greenlet and one writer path in the hub.
+"""One WebSocket session: a reader on the session's own greenlet, one writer path in the hub.
 
-Reading: the handler greenlet that accepted the connection reads, feeds the sans-I/O parser and
-runs the callbacks, so callbacks are plain blocking code and one session never runs two at once.
+Reading: after the `101` the session runs on a greenlet of its own (the HTTP handler that
+accepted the connection has returned and is freed). It reads, feeds the sans-I/O parser and runs
+the callbacks, so callbacks are plain blocking code and one session never runs two at once.
 
 Writing: every frame (messages, pongs, pings, close) is appended to one per-session buffer.
-A hub loop callback (no greenlet switch) writes everything pending in one non-blocking send;
-what the socket does not take waits for an I/O watcher to report writability. Frames never
-interleave, no greenlet ever blocks in a send, and two senders can never wait on the same socket
-(gevent's ConcurrentObjectUseError). TCP_NODELAY stays on for latency while bursts still batch.
+A hub loop callback (`WriteScheduler`, no greenlet switch) writes everything pending in one
+non-blocking send; what the socket does not take waits for an I/O watcher to report
+writability. Frames never interleave, no greenlet ever blocks in a send, and two senders can
+never wait on the same socket (gevent's ConcurrentObjectUseError). TCP_NODELAY stays on for
+latency while bursts still batch.
+
+Ending: every way a session ends goes through `_end`, which applies the rule of
+`lifecycle.plan_for` (the rules are written out in `lifecycle.py`); `_finish` is the one place a
+session ends, and `on_close` runs there exactly once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Protocol
 
 from gevent import GreenletExit, get_hub
 from gevent.event import Event
 from greenlet import greenlet as RawGreenlet
 
-from ..models import dumps
+from ..config import Config
+from ..errors import ConnectionClosed
+from ..models import encode_message
 from .frames import (
-    OP_BINARY,
     OP_CLOSE,
     OP_PING,
     OP_PONG,
-    OP_TEXT,
     Close,
     FrameParser,
     Message,
@@ -38,104 +45,55 @@ from .frames import (
     ProtocolError,
     close_payload,
     encode_frame,
+    is_valid_close_code,
 )
+from .lifecycle import NORMAL_CLOSE_CODES, CloseCode, Ending, Initiator, Plan, State, plan_for
+from .writes import WriteScheduler
 
-if TYPE_CHECKING:
-    from ..app import App, WebSocketHandlers
-
-__all__ = ["WebSocket", "ConnectionClosed", "WriteScheduler", "frame_for", "encode_message"]
+__all__ = ["WebSocket", "WebSocketHandlers", "SessionHost"]
 
 log = logging.getLogger("blaze_green")
 
-OPEN, CLOSING, CLOSED = 0, 1, 2
-NORMAL_CLOSE_CODES = frozenset({1000, 1001, 1005})
 RECV_SIZE = 65536
+_OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
 
 
-class ConnectionClosed(Exception):
-    """`send` on a session that is closing or closed."""
+class WebSocketHandlers(NamedTuple):
+    """The callbacks of a WebSocket route; each optional."""
 
-    def __init__(self, code: int | None, reason: str = "") -> None:
-        super().__init__(f"the WebSocket session is closed (code {code})")
-        self.code = code
-        self.reason = reason
-
-
-def encode_message(data: Any) -> tuple[int, bytes]:
-    """(opcode, payload) for a message: str is text, bytes-like binary, anything else is
-    serialized to JSON text (the one place messages are serialized)."""
-    if isinstance(data, str):
-        return OP_TEXT, data.encode("utf-8")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return OP_BINARY, bytes(data)
-    return OP_TEXT, dumps(data).encode("utf-8")
+    on_open: Callable[[WebSocket], Any] | None = None
+    on_message: Callable[[WebSocket, Any], Any] | None = None
+    on_close: Callable[[WebSocket], Any] | None = None
 
 
-def frame_for(data: Any) -> bytes:
-    """One server frame for a message: str is text, bytes-like binary, anything else JSON text."""
-    return encode_frame(*encode_message(data))
+class SessionHost(Protocol):
+    """What a session needs from the runtime that runs it (blaze_green.runtime.Runtime)."""
 
+    @property
+    def config(self) -> Config: ...
 
-class WriteScheduler:
-    """Decides when queued frames are written, for all the sessions of one app.
+    @property
+    def writes(self) -> WriteScheduler: ...
 
-    Sessions with queued frames are written by one hub loop callback once the sender yields,
-    so a burst (200 broadcasts in a row) leaves in one send per socket. A burst that keeps the
-    hub busy for longer than the window is written in rounds from the sending greenlet, each
-    round one send per socket for everything queued since the last, so early messages are not
-    held until the burst ends.
+    def session_left(self, ws: WebSocket) -> None:
+        """`ws` is closing early (overflow): take it out of the registry now."""
 
-    The window is `budget` (App's `coalesce_window`, 2 ms) or 1/`ROUND_SHARE` of the last
-    round's duration, whichever is longer. A message waits about one window plus one round, and
-    a round costs one send per socket whatever it carries, so with a fixed 2 ms window 5,000
-    subscribers spent 20 parts writing for each part producing; tying the window to the round
-    caps that share while adding only a fraction of a round to the wait. (Measured with `python
-    -m bench --scenarios fanout`; a 20 ms fixed window doubles throughput but makes p99 latency
-    worse than websockets'.)
-    """
-
-    ROUND_SHARE = 8
-
-    __slots__ = ("_dirty", "_since", "_scheduled", "_window", "budget")
-
-    def __init__(self, budget: float = 0.002) -> None:
-        self._dirty: list[WebSocket] = []
-        self._since = 0.0
-        self._scheduled = False
-        self._window = budget
-        self.budget = budget
-
-    def schedule(self, ws: WebSocket) -> None:
-        if not self._dirty:
-            self._since = time.monotonic()
-        self._dirty.append(ws)
-        if not self._scheduled:
-            self._scheduled = True
-            ws._loop.run_callback(self._run)
-
-    def _run(self) -> None:
-        self._scheduled = False
-        self.flush()
-
-    def flush(self) -> None:
-        """Write every session's pending frames now (non-blocking sends)."""
-        dirty, self._dirty = self._dirty, []
-        start = time.monotonic()
-        for ws in dirty:
-            ws._flush()
-        self._window = max(self.budget, (time.monotonic() - start) / self.ROUND_SHARE)
-
-    def flush_if_due(self) -> None:
-        if self._dirty and time.monotonic() - self._since >= self._window:
-            self.flush()
+    def session_ended(self, ws: WebSocket) -> None:
+        """`ws` has finished: out of the registry, its connection slot freed."""
 
 
 class WebSocket:
-    """A WebSocket session, handed to `on_open`, `on_message` and `on_close`."""
+    """A WebSocket session, handed to `on_open`, `on_message` and `on_close`.
+
+    `path` (the concrete path, e.g. `/chat/lobby`), `params` (the route's `:name` values),
+    `environ`, `remote_addr`, `subprotocol`, `user_data` (settable; `before_open`'s value),
+    `closed`, and once the session has ended: `close_code`, `close_reason`, `close_initiator`
+    (`Initiator.SERVER` or `.CLIENT`; `None` when the connection just ended).
+    """
 
     def __init__(
         self,
-        app: App,
+        host: SessionHost,
         handlers: WebSocketHandlers,
         sock: socket.socket,
         environ: dict[str, Any],
@@ -144,7 +102,6 @@ class WebSocket:
         user_data: Any = None,
         params: dict[str, Any] | None = None,
     ) -> None:
-        self.app = app
         self.environ = environ
         self.path = path
         self.subprotocol = subprotocol
@@ -152,23 +109,26 @@ class WebSocket:
         self.params = params or {}
         self.close_code: int | None = None  # the code this session ended with (1006: no close)
         self.close_reason = ""
+        self.close_initiator: Initiator | None = None
+        self._host = host
         self._handlers = handlers
         self._sock = sock
-        self._raw = getattr(sock, "_sock", sock)  # the non-blocking OS socket, for hub-side sends
+        self._fd = sock.fileno()  # hub-side writes: os.write on the non-blocking descriptor
         self._loop = get_hub().loop
-        self._state = OPEN
+        self._state = _OPEN
         self._out: list[bytes] = []
         self._in_flight: memoryview | None = None
-        self._in_flight_count = 0
+        self._in_flight_frames: list[bytes] = []  # the frames joined into the in-flight chunk
         self._flush_scheduled = False
         self._watcher: Any = None
         self._drained: Event | None = None
+        self._reader: RawGreenlet | None = None
         self._close_timer: Any = None
         self._ping_timer: Any = None
         self._pong_timer: Any = None
         self._ping_payload: bytes | None = None
-        self._queue_limit = app.config.send_queue_size
-        self._writes: WriteScheduler = app._writes
+        self._queue_limit = host.config.send_queue_size
+        self._writes = host.writes
 
     # -- public API -----------------------------------------------------------------------
 
@@ -179,7 +139,11 @@ class WebSocket:
     @property
     def closed(self) -> bool:
         """True once the session is closing or closed: `send` no longer delivers."""
-        return self._state != OPEN
+        return self._state is not _OPEN
+
+    @property
+    def state(self) -> State:
+        return self._state
 
     def send(self, data: Any) -> None:
         """Queue one message: str as text, bytes-like as binary, dict/list/Json/models as JSON.
@@ -187,28 +151,29 @@ class WebSocket:
         Safe from any greenlet; never blocks. Raises ConnectionClosed when the session is
         closed (or closes now because its send buffer is full).
         """
-        if self._state != OPEN:
-            raise ConnectionClosed(self.close_code, self.close_reason)
-        if not self._enqueue(frame_for(data)):
+        if self._state is not _OPEN or not self.queue_frame(encode_frame(*encode_message(data))):
             raise ConnectionClosed(self.close_code, self.close_reason)
         self._writes.flush_if_due()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the peer gets `close_timeout` seconds to answer."""
-        if self._state == OPEN:
-            self._start_close(code, reason)
+        if not is_valid_close_code(code):
+            raise ValueError(
+                f"close code {code} may not be sent: use 1000-1003, 1007-1014 or 3000-4999"
+            )
+        self._end(Ending.LOCAL_CLOSE, code, reason)
 
     def __repr__(self) -> str:
-        state = ("open", "closing", "closed")[self._state]
-        return f"<WebSocket {self.path} {self.remote_addr} {state}>"
+        return f"<WebSocket {self.path} {self.remote_addr} {self._state.value}>"
 
-    # -- writer path (runs in whichever greenlet sends, and in the hub) -------------------
+    # -- used by the runtime ----------------------------------------------------------------
 
-    def _enqueue(self, frame: bytes) -> bool:
-        """Queue a data frame; False when the session is closed or closes now (overflow)."""
-        if self._state != OPEN:
+    def queue_frame(self, frame: bytes) -> bool:
+        """Queue a pre-built data frame (a broadcast's, shared by every session); False when
+        the session is closed or closes now (overflow). Never writes, never blocks."""
+        if self._state is not _OPEN:
             return False
-        if len(self._out) + self._in_flight_count >= self._queue_limit:
+        if len(self._out) + len(self._in_flight_frames) >= self._queue_limit:
             self._overflow()
             return False
         self._out.append(frame)
@@ -217,18 +182,87 @@ class WebSocket:
             self._writes.schedule(self)
         return True
 
-    def _enqueue_control(self, frame: bytes) -> None:
+    def flush_writes(self) -> None:
+        """The write scheduler's turn: write what is queued (non-blocking)."""
+        self._flush_scheduled = False
+        if self._in_flight is None:  # else the write watcher is already draining
+            self._write_pending()
+
+    def start(self, initial: bytes = b"") -> None:
+        """Run the session on a greenlet of its own. A bare greenlet whose parent is the hub,
+        started by a loop callback, as gevent starts its own: gevent.Greenlet would also record
+        its spawning stack and tree, about 1.2 KiB more per idle session."""
+        self._reader = RawGreenlet(self._run_guarded, get_hub())
+        self._loop.run_callback(self._reader.switch, initial)
+
+    def abort(self) -> None:
+        """Drop the connection now (shutdown past its deadline); the reader then finishes the
+        session and `on_close` runs."""
+        if self._state is _CLOSED:
+            return
+        self._drop_queue(keep_frame_in_flight=False)
+        self._shutdown_socket()
+
+    def kill(self) -> None:
+        """End a session whose reader is stuck in a callback: GreenletExit is raised there,
+        and the session finishes (on_close runs) as it unwinds."""
+        reader = self._reader
+        if reader is not None and self._state is not _CLOSED and not reader.dead:
+            self._loop.run_callback(reader.throw, GreenletExit)
+
+    # -- the one transition helper ----------------------------------------------------------
+
+    def _end(self, ending: Ending, code: int | None = None, reason: str = "") -> Plan | None:
+        """Apply the lifecycle rule for `ending` (see lifecycle.py); None if there is none."""
+        plan = plan_for(self._state, ending)
+        if plan is None:
+            return None
+        self._state = plan.state
+        if plan.initiator is not None:
+            self.close_initiator = plan.initiator
+        if plan.takes_code:
+            self.close_code, self.close_reason = code, reason
+        if plan.drop_queue:
+            self._drop_queue(keep_frame_in_flight=ending is Ending.OVERFLOW)
+        if plan.leave_registry:
+            self._host.session_left(self)
+        if plan.send_close:
+            # An empty close frame answers one that had no code (reported as 1005).
+            payload = b"" if code == CloseCode.NO_STATUS else close_payload(code, reason)
+            self._queue_control(encode_frame(OP_CLOSE, payload))
+        if plan.close_timer:
+            self._close_timer = self._loop.timer(self._host.config.close_timeout)
+            self._close_timer.start(self._close_timed_out)
+        if plan.abort:
+            self._write_pending()  # one attempt, without waiting: the close frame may fit
+            self._shutdown_socket()
+        return plan
+
+    def _overflow(self) -> None:
+        log.warning(
+            "closing %s session from %s: %d messages not yet written (send_queue_size); "
+            "the client reads too slowly: closing with 1013",
+            self.path,
+            self.remote_addr,
+            len(self._out) + len(self._in_flight_frames),
+        )
+        self._end(Ending.OVERFLOW, CloseCode.TRY_AGAIN_LATER, "send queue overflow")
+
+    def _close_timed_out(self) -> None:
+        log.debug("%s: the peer did not finish closing in time; dropping the connection", self.path)
+        self._shutdown_socket()
+
+    # -- writer path (runs in whichever greenlet sends, and in the hub) -------------------
+
+    def _queue_control(self, frame: bytes) -> None:
         # Control frames (pong, ping, close) bypass the queue limit: they are tiny and the
         # protocol needs them.
+        if self._state is _CLOSED:
+            return
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._writes.schedule(self)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._in_flight is None:  # else the write watcher is already draining
-            self._write_pending()
 
     def _write_pending(self) -> None:
         while True:
@@ -236,6 +270,7 @@ class WebSocket:
             if chunk is None:
                 out = self._out
                 if not out:
+                    self._in_flight_frames = []
                     if self._watcher is not None:
                         self._watcher.stop()
                     if self._drained is not None:
@@ -244,111 +279,75 @@ class WebSocket:
                 self._out = []
                 chunk = memoryview(out[0] if len(out) == 1 else b"".join(out))
                 self._in_flight = chunk
-                self._in_flight_count = len(out)
+                self._in_flight_frames = out
             try:
-                sent = self._raw.send(chunk)
+                sent = os.write(self._fd, chunk)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                self._write_failed(exc)
+                log.debug("write to %s failed: %s", self.path, exc)
+                self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
                 return
             if sent == len(chunk):
                 self._in_flight = None
-                self._in_flight_count = 0
                 continue
             self._in_flight = chunk[sent:]
             if self._watcher is None:
-                self._watcher = self._loop.io(self._raw.fileno(), 2)  # 2: EV_WRITE
+                self._watcher = self._loop.io(self._fd, 2)  # 2: EV_WRITE
             if not self._watcher.active:
                 self._watcher.start(self._write_pending)
             return
 
-    def _write_failed(self, exc: OSError) -> None:
-        log.debug("write to %s failed: %s", self.path, exc)
-        self._drop_buffers()
-        if self._state == OPEN:
-            self._state = CLOSING
-            self.close_code = 1006
-        self._abort()
-
-    def _drop_buffers(self) -> None:
+    def _drop_queue(self, keep_frame_in_flight: bool) -> None:
+        """Free what waits to be written; optionally keep the unsent rest of the one frame
+        being written (a frame cut in the middle would break the stream for good)."""
+        rest = self._in_flight
         self._out = []
         self._in_flight = None
-        self._in_flight_count = 0
+        if keep_frame_in_flight and rest is not None:
+            rest = _rest_of_current_frame(rest, self._in_flight_frames)
+            if rest is not None:
+                self._in_flight = rest
+                self._in_flight_frames = [b""]  # counts as one frame in the queue
+                return  # the watcher goes on writing it
+        self._in_flight_frames = []
         if self._watcher is not None:
             self._watcher.stop()
         if self._drained is not None:
             self._drained.set()
 
-    def _overflow(self) -> None:
-        """A slow consumer: close 1013 without waiting, free its buffer, leave the registry."""
-        log.warning(
-            "closing %s session from %s: %d messages not yet written (send_queue_size); "
-            "the client reads too slowly",
-            self.path,
-            self.remote_addr,
-            len(self._out) + self._in_flight_count,
-        )
-        stuck = self._in_flight is not None
-        self._drop_buffers()
-        self._state = CLOSING
-        self.close_code, self.close_reason = 1013, "send queue overflow"
-        self.app._registry.unregister(self)
-        if not stuck:  # the socket is taking data: the close frame may fit at once
-            with contextlib.suppress(OSError):
-                self._raw.send(encode_frame(OP_CLOSE, close_payload(1013, "send queue overflow")))
-        self._abort()
-
-    def _abort(self) -> None:
+    def _shutdown_socket(self) -> None:
         """Drop the TCP connection; the reader wakes with EOF and finishes the session."""
         with contextlib.suppress(OSError):
-            self._raw.shutdown(socket.SHUT_RDWR)
+            self._sock.shutdown(socket.SHUT_RDWR)
 
-    # -- closing ----------------------------------------------------------------------------
-
-    def _start_close(self, code: int, reason: str) -> None:
-        self._state = CLOSING
-        self.close_code, self.close_reason = code, reason
-        self._enqueue_control(encode_frame(OP_CLOSE, close_payload(code, reason)))
-        timeout = self.app.config.close_timeout
-        self._close_timer = self._loop.timer(timeout)
-        self._close_timer.start(self._close_timed_out)
-
-    def _close_timed_out(self) -> None:
-        log.debug("%s: no close frame from the peer in time; dropping the connection", self.path)
-        self._abort()
-
-    def _wait_drained(self, timeout: float) -> None:
+    def _wait_written(self) -> None:
         if self._out or self._in_flight is not None:
             self._drained = Event()
-            self._drained.wait(timeout)
+            self._drained.wait(self._host.config.close_timeout)
 
     # -- heartbeats (hub timers, no greenlet) -----------------------------------------------
 
     def _start_heartbeat(self) -> None:
-        interval = self.app.config.ping_interval
+        interval = self._host.config.ping_interval
         if interval:
             self._ping_timer = self._loop.timer(interval, interval)
             self._ping_timer.start(self._send_ping)
 
     def _send_ping(self) -> None:
-        if self._state != OPEN or self._ping_payload is not None:
+        if self._state is not _OPEN or self._ping_payload is not None:
             return
         self._ping_payload = int(time.monotonic() * 1000).to_bytes(8, "big")
-        self._enqueue_control(encode_frame(OP_PING, self._ping_payload))
-        timeout = self.app.config.ping_timeout
+        self._queue_control(encode_frame(OP_PING, self._ping_payload))
+        timeout = self._host.config.ping_timeout
         if timeout:
             self._pong_timer = self._loop.timer(timeout)
             self._pong_timer.start(self._pong_timed_out)
 
     def _pong_timed_out(self) -> None:
-        if self._ping_payload is not None and self._state == OPEN:
+        if self._ping_payload is not None and self._state is _OPEN:
             log.info("%s: no pong from %s in time; closing", self.path, self.remote_addr)
-            self._start_close(1011, "keepalive ping timeout")
-            # The close frame was only queued (its flush is a later hub callback): write it
-            # now, so the peer gets 1011 rather than a bare EOF, then drop the connection.
-            self._write_pending()
-            self._abort()
+            self._end(Ending.PING_TIMEOUT, CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _got_pong(self, payload: bytes) -> None:
         if payload == self._ping_payload:
@@ -357,13 +356,6 @@ class WebSocket:
                 self._pong_timer.stop()
 
     # -- the reader: runs on the session's own greenlet ---------------------------------------
-
-    def _start(self, initial: bytes = b"") -> None:
-        """Run the session on a greenlet of its own. A bare greenlet whose parent is the hub,
-        started by a loop callback, as gevent starts its own: gevent.Greenlet would also record
-        its spawning stack and tree, about 1.2 KiB more per idle session."""
-        reader = RawGreenlet(self._run_guarded, get_hub())
-        self._loop.run_callback(reader.switch, initial)
 
     def _run_guarded(self, initial: bytes) -> None:
         try:
@@ -374,7 +366,7 @@ class WebSocket:
             log.exception("WebSocket session on %s failed", self.path)
 
     def _run(self, initial: bytes = b"") -> None:
-        parser = FrameParser(self.app.config.max_message_size)
+        parser = FrameParser(self._host.config.max_message_size)
         try:
             self._start_heartbeat()
             self._call(self._handlers.on_open)
@@ -384,55 +376,50 @@ class WebSocket:
                     try:
                         events = parser.feed(data)
                     except ProtocolError as exc:
-                        self._fail(exc.code, exc.reason)
+                        # Messages that arrived before the violation are delivered first.
+                        if not any(self._handle(event) for event in exc.events):
+                            self._protocol_error(exc)
                         return
                     for event in events:
                         if self._handle(event):
                             return
-                if self._state == CLOSED:
-                    return
                 try:
                     data = self._sock.recv(RECV_SIZE)
                 except OSError:
                     data = b""
                 if not data:  # EOF or reset: without a close frame that is 1006
-                    if self._state == OPEN:
-                        self.close_code = 1006
+                    self._end(Ending.EOF, CloseCode.ABNORMAL)
                     return
         finally:
             self._finish()
 
     def _handle(self, event: Message | Ping | Pong | Close) -> bool:
         """Act on one event; True when the session is over."""
-        if type(event) is Message:
-            if self._state == OPEN:
-                self._call(self._handlers.on_message, event.data)
+        kind = type(event)
+        if kind is Message:
+            if self._state is _OPEN:
+                self._call(self._handlers.on_message, event.data)  # type: ignore[union-attr]
             return False
-        if type(event) is Ping:
-            if self._state == OPEN:  # RFC 6455 5.5.3: answer with the same payload
-                self._enqueue_control(encode_frame(OP_PONG, event.payload))
+        if kind is Ping:
+            if self._state is _OPEN:  # RFC 6455 5.5.3: answer with the same payload
+                self._queue_control(encode_frame(OP_PONG, event.payload))  # type: ignore[union-attr]
             return False
-        if type(event) is Pong:
-            self._got_pong(event.payload)
+        if kind is Pong:
+            self._got_pong(event.payload)  # type: ignore[union-attr]
             return False
-        # A close frame (RFC 6455 5.5.1, 7.1.5).
-        if self._state == OPEN:  # the peer started: echo its code, then close TCP
-            self._state = CLOSING
-            self.close_code = 1005 if event.code is None else event.code
-            self.close_reason = event.reason
-            reply = b"" if event.code is None else close_payload(event.code, "")
-            self._enqueue_control(encode_frame(OP_CLOSE, reply))
-            self._wait_drained(self.app.config.close_timeout)
+        assert isinstance(event, Close)  # RFC 6455 5.5.1, 7.1.5
+        code = CloseCode.NO_STATUS if event.code is None else event.code
+        plan = self._end(Ending.PEER_CLOSE, code, event.reason)
+        if plan is not None and plan.wait_written:
+            self._wait_written()
         return True
 
-    def _fail(self, code: int, reason: str) -> None:
+    def _protocol_error(self, exc: ProtocolError) -> None:
         """The peer broke the protocol: send our close frame, then drop (RFC 6455 7.1.7)."""
-        log.info("%s: closing %s with %d: %s", self.path, self.remote_addr, code, reason)
-        if self._state == OPEN:
-            self._state = CLOSING
-            self.close_code, self.close_reason = code, reason
-            self._enqueue_control(encode_frame(OP_CLOSE, close_payload(code, reason)))
-        self._wait_drained(self.app.config.close_timeout)
+        log.info("%s: closing %s with %d: %s", self.path, self.remote_addr, exc.code, exc.reason)
+        plan = self._end(Ending.PROTOCOL_ERROR, exc.code, exc.reason)
+        if plan is not None and plan.wait_written:
+            self._wait_written()
 
     def _call(self, callback: Callable[..., Any] | None, *args: Any) -> None:
         if callback is None:
@@ -447,31 +434,43 @@ class WebSocket:
                 getattr(callback, "__name__", "WebSocket"),
                 self.path,
             )
-            if self._state == OPEN:
-                self._start_close(1011, "internal error")
+            self._end(Ending.LOCAL_CLOSE, CloseCode.INTERNAL_ERROR, "internal error")
 
     def _finish(self) -> None:
         """The one place a session ends: timers off, buffers freed, registry left, on_close."""
-        self._state = CLOSED
+        self._state = _CLOSED
         for timer in (self._close_timer, self._ping_timer, self._pong_timer):
             if timer is not None:
                 timer.stop()
-        self._drop_buffers()
+        self._drop_queue(keep_frame_in_flight=False)
         if self._watcher is not None:
             self._watcher.close()
             self._watcher = None
         if self.close_code is None:
-            self.close_code = 1006
-        self.app._session_ended(self)
+            self.close_code = CloseCode.ABNORMAL
+        self._host.session_ended(self)
         try:
             if self._handlers.on_close is not None:
                 self._handlers.on_close(self)
         except Exception:
             log.exception("on_close callback for %s raised", self.path)
         finally:
+            self._fd = -1  # nothing may write to a descriptor number the kernel may reuse
             with contextlib.suppress(OSError):
                 self._sock.close()
         if self.close_code not in NORMAL_CLOSE_CODES:
             log.debug(
                 "%s session from %s ended with %s", self.path, self.remote_addr, self.close_code
             )
+
+
+def _rest_of_current_frame(rest: memoryview, frames: list[bytes]) -> memoryview | None:
+    """The unsent rest of the frame being written, given the unsent rest of the chunk joined
+    from `frames`; None when the chunk stopped on a frame boundary."""
+    sent = sum(len(f) for f in frames) - len(rest)
+    end = 0
+    for frame in frames:
+        end += len(frame)
+        if end > sent:
+            return None if end - len(frame) == sent else rest[: end - sent]
+    return None
