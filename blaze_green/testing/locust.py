@@ -58,7 +58,7 @@ from gevent.event import Event
 from locust import User
 from locust.exception import RescheduleTask
 
-from .client import WebSocketClosed, WebSocketSession, open_websocket
+from .websocket import WebSocketClosed, WebSocketSession, open_websocket
 
 __all__ = [
     "ClosedByServer",
@@ -120,13 +120,13 @@ class WebSocketConnection(WebSocketSession):
             self._reader.kill(block=True, timeout=timeout)
 
     def on_message(self, data: str | bytes) -> None:
-        if not self.user._consume_push(self, data):
+        if not self.user.consume_push(self, data):
             self._inbox.append(data)
             self._arrived.set()
 
     def on_close(self) -> None:
         self._arrived.set()
-        self.user._connection_ended(self)
+        self.user.connection_ended(self)
 
     def receive(
         self, timeout: float | None = 5.0, match: Callable[[Any], bool] | None = None
@@ -331,7 +331,7 @@ class WebSocketUser(User):
 
     # -- the receive greenlets' side ------------------------------------------------------------
 
-    def _consume_push(self, conn: WebSocketConnection, data: str | bytes) -> bool:
+    def consume_push(self, conn: WebSocketConnection, data: str | bytes) -> bool:
         """Report a pushed JSON message with a timestamp and/or sequence number; True when it
         was a push (consumed: not put in the inbox)."""
         ts_key, seq_key = self.push_timestamp_key, self.push_sequence_key
@@ -362,7 +362,7 @@ class WebSocketUser(User):
             return True
         return False
 
-    def _connection_ended(self, conn: WebSocketConnection) -> None:
+    def connection_ended(self, conn: WebSocketConnection) -> None:
         if not conn.closing and conn.close_code not in self.expected_close_codes:
             lifetime = (time.perf_counter() - conn.opened_at) * 1000
             self.fire(
