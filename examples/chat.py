@@ -25,7 +25,7 @@ def check_name(req):
 def on_open(ws):
     app.broadcast(
         "/chat",
-        Json({"type": "join", "name": ws.user_data, "count": len(app.connections("/chat"))}),
+        Json({"type": "join", "name": ws.user_data, "count": app.connections("/chat")}),
     )
 
 
@@ -38,7 +38,7 @@ def on_message(ws, msg):
 def on_close(ws):
     app.broadcast(
         "/chat",
-        Json({"type": "leave", "name": ws.user_data, "count": len(app.connections("/chat"))}),
+        Json({"type": "leave", "name": ws.user_data, "count": app.connections("/chat")}),
     )
 
 

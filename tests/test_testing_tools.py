@@ -131,10 +131,10 @@ def test_broadcast_from_the_test_thread(blaze_client):
     app = make_app()
     client = blaze_client(app)
     first, second = client.websocket_connect("/echo"), client.websocket_connect("/echo")
-    wait_until(lambda: len(app.connections("/echo")) == 2, timeout=5, what="two sessions")
+    wait_until(lambda: app.connections("/echo") == 2, timeout=5, what="two sessions")
     assert app.broadcast("/echo", {"news": 1}) == 2
     assert first.receive_json() == second.receive_json() == {"news": 1}
-    assert app.broadcast("/echo", "skip one", exclude=app.connections("/echo")[0]) == 1
+    assert app.broadcast("/echo", "skip one", exclude=app.sessions("/echo")[0]) == 1
 
 
 def test_handshake_rejections_carry_status_and_body(blaze_client):
@@ -167,7 +167,7 @@ def test_pings_are_answered(blaze_client):
     app = make_app(ping_interval=0.05, ping_timeout=0.2)
     client = blaze_client(app)
     ws = client.websocket_connect("/echo")
-    session = wait_until(lambda: app.connections("/echo"), timeout=5)[0]
+    session = wait_until(lambda: app.sessions("/echo"), timeout=5)[0]
     # A session whose pings go unanswered is closed with 1011 after 0.25 s: this one lives on.
     with pytest.raises(TimeoutError):
         ws.wait_closed(timeout=0.8)

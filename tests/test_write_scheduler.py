@@ -6,8 +6,8 @@ test_realtime.py; this pins down when a burst is written in rounds.
 
 import pytest
 
-from blaze_green.ws import session as session_module
-from blaze_green.ws.session import WriteScheduler
+from blaze_green.ws import writes as writes_module
+from blaze_green.ws.writes import WriteScheduler
 
 
 class FakeClock:
@@ -33,7 +33,7 @@ class FakeSession:
         self.clock, self._loop, self.cost = clock, loop, cost
         self.flushes = 0
 
-    def _flush(self):
+    def flush_writes(self):
         self.flushes += 1
         self.clock.now += self.cost
 
@@ -41,7 +41,7 @@ class FakeSession:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(session_module, "time", fake)
+    monkeypatch.setattr(writes_module, "time", fake)
     return fake
 
 
@@ -53,6 +53,7 @@ def sessions(clock, n, cost):
 def test_a_short_burst_waits_for_the_yield(clock):
     writes = WriteScheduler(budget=0.002)
     loop, group = sessions(clock, 3, 0.0)
+    writes.bind(loop)
     for ws in group:
         writes.schedule(ws)
     clock.now += 0.001  # less than the window: nothing written yet
@@ -65,7 +66,8 @@ def test_a_short_burst_waits_for_the_yield(clock):
 
 def test_a_long_burst_is_written_once_the_window_has_passed(clock):
     writes = WriteScheduler(budget=0.002)
-    _, group = sessions(clock, 2, 0.0)
+    loop, group = sessions(clock, 2, 0.0)
+    writes.bind(loop)
     for ws in group:
         writes.schedule(ws)
     clock.now += 0.0021
@@ -77,11 +79,12 @@ def test_a_long_burst_is_written_once_the_window_has_passed(clock):
 
 def test_the_window_grows_to_an_eighth_of_a_long_round_and_shrinks_back(clock):
     writes = WriteScheduler(budget=0.002)
-    _, many = sessions(clock, 5000, 0.000008)  # a 40 ms round, like 5,000 sockets here
+    loop, many = sessions(clock, 5000, 0.000008)  # a 40 ms round, like 5,000 sockets here
+    writes.bind(loop)
     for ws in many:
         writes.schedule(ws)
     writes.flush()
-    assert writes._window == pytest.approx(0.040 / WriteScheduler.ROUND_SHARE)
+    assert writes.window == pytest.approx(0.040 / WriteScheduler.ROUND_SHARE)
 
     for ws in many:
         writes.schedule(ws)
@@ -96,4 +99,4 @@ def test_the_window_grows_to_an_eighth_of_a_long_round_and_shrinks_back(clock):
     for ws in few:
         writes.schedule(ws)
     writes.flush()
-    assert writes._window == 0.002
+    assert writes.window == 0.002

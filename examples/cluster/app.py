@@ -67,7 +67,7 @@ app.spawn(monitor_loop(app), singleton="heartbeat")
 def stats(req):
     return {
         "worker": os.getpid(),
-        "feed_here": len(app.connections("/feed")),
+        "feed_here": app.connections("/feed"),
         "feed_cluster": app.connections("/feed", cluster=True),  # at most 5 s old
     }
 

@@ -38,19 +38,19 @@ def count(req):
     path = req.query.get("path", "/feed")
     return {
         "pid": PID,
-        "local": len(app.connections(path)),
+        "local": app.connections(path),
         "cluster": app.connections(path, cluster=True),
     }
 
 
 @app.get("/pid")
 def pid(req):
-    return {"pid": PID, "broker": app._broker is not None}
+    return {"pid": PID, "broker": app.runtime.broker is not None}
 
 
 @app.get("/stats")
 def stats(req):
-    broker = app._broker
+    broker = app.runtime.broker
     return dict(broker.stats) if broker is not None else {}
 
 

@@ -20,7 +20,7 @@ Routes:
     ws /openboom   on_open raises RuntimeError (-> 1011)
     ws /proto      subprotocols=["v2", "v1"]; the first message sent is the selected one
     ws /feed       echoes (for query strings on the URL)
-    GET /count?path=/echo    len(app.connections(path))
+    GET /count?path=/echo    app.connections(path)
     POST /upload             the body's length (for max_body_size)
 
 Every session gets a number (sid) in on_open; on_open and on_close print one line each to
@@ -93,7 +93,10 @@ def on_open(ws):
 
 
 def on_close(ws):
-    _say(f"close sid={getattr(ws, 'sid', None)} code={ws.close_code} reason={ws.close_reason}")
+    sid = getattr(ws, "sid", None)
+    _say(f"close sid={sid} code={ws.close_code} reason={ws.close_reason}")
+    by = ws.close_initiator.value if ws.close_initiator else None
+    _say(f"ended sid={sid} by={by}")
 
 
 def _sender(ws, tag: str, count: int, yield_every: int = 10) -> None:
@@ -214,7 +217,7 @@ app.ws("/feed", on_open=on_open, on_message=on_message, on_close=on_close)
 
 @app.get("/count")
 def count(req):
-    return {"count": len(app.connections(req.query.get("path", "/echo")))}
+    return {"count": app.connections(req.query.get("path", "/echo"))}
 
 
 @app.post("/upload")
