@@ -130,13 +130,16 @@ def _suggestion(pattern: str) -> str:
         if conv == "path":
             return "*" + name
         if conv in ("int", "float"):
-            notes.append(f"an {conv} annotation ({name}: {conv})")
+            article = "an" if conv == "int" else "a"
+            notes.append(f"{article} {conv} annotation ({name}: {conv})")
         elif conv not in ("str", "string", "default"):
             notes.append(f"{name}: str, checked in the handler (there is no {conv} converter)")
         return ":" + name
 
     fixed = _FLASK.sub(lambda m: rewrite(m[1], m[2]), pattern)
     fixed = _STARLETTE.sub(lambda m: rewrite(m[2], m[1]), fixed)
+    if any(c in fixed for c in "<>{}"):  # not all of it was Flask/Starlette syntax
+        return ""
     try:
         _parse(fixed)
     except RouteError:
