@@ -91,7 +91,6 @@ class App:
         self.before_open = before_open
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
-        self._ws_patterns: set[str] = set()  # ws routes with :name or *name segments
         self._runtime = Runtime(config)
 
     @property
@@ -209,14 +208,12 @@ class App:
             if cb is not None and not callable(cb):
                 raise TypeError(f"WebSocket callbacks must be callable, got {cb!r}")
         self._ws.add(path, "WS", _WsRoute(handlers, before_open, tuple(subprotocols or ())))
-        if any(segment[:1] in (":", "*") for segment in path.split("/")):
-            self._ws_patterns.add(path)
         return handlers
 
     # -- sessions, broadcast, tasks -------------------------------------------------------
 
     def _concrete(self, path: str) -> str:
-        if path in self._ws_patterns:
+        if self._ws.is_pattern(path):
             raise ValueError(
                 f"{path!r} is a route pattern, not a path: broadcast to and count the sessions "
                 "of a concrete path, such as ws.path in a callback (e.g. '/chat/lobby' for "

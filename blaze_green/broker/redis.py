@@ -90,6 +90,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     redis = None  # type: ignore[assignment]
     RedisError = Exception  # type: ignore[assignment,misc]
 
+from ..ws.frames import OP_BINARY, OP_TEXT
+
 if TYPE_CHECKING:
     from . import BrokerHost
 
@@ -155,6 +157,8 @@ def unpack_message(data: bytes) -> tuple[bytes, str, int, memoryview]:
     version, opcode, nlen, plen = _HEADER.unpack_from(data)
     if version != WIRE_VERSION:
         raise ValueError(f"unknown wire version {version}")
+    if opcode not in (OP_TEXT, OP_BINARY):  # never frame a control or reserved opcode
+        raise ValueError(f"opcode {opcode} is not a data message")
     start = _HEADER.size
     end = start + nlen + plen
     if len(data) < end:
