@@ -10,6 +10,11 @@ the generator never takes CPU from the server (``--no-pin`` turns this off).
 A server is either a script (``python bench/servers/X.py PORT``) or a gunicorn arbiter with
 W workers (the cluster scenario); ``RedisProc`` is the throwaway redis-server of the cluster
 scenario.
+
+``--baseline PATH`` (``register_baseline``) adds the server ``blaze_baseline``: the same
+``bench/servers/blaze.py``, started with PATH first on PYTHONPATH (and PATH as its working
+directory) so that ``import blaze_green`` resolves to another checkout; blaze.py checks
+``blaze_green.__file__`` against ``BENCH_BLAZE_ROOT`` and exits at start-up otherwise.
 """
 
 from __future__ import annotations
@@ -277,6 +282,9 @@ class ServerSpec:
     redis_channel: str = ""
     ready_log: str = ""
     redis_url: str = ""  # filled in per run by the cluster scenario
+    # blaze servers: the tree whose blaze_green the child must import (first on PYTHONPATH,
+    # the child's working directory, and checked by blaze.py through BENCH_BLAZE_ROOT)
+    blaze_root: str = ""
 
     @property
     def path(self) -> Path:
@@ -293,7 +301,9 @@ class ServerSpec:
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
     for s in [
-        ServerSpec("blaze", "blaze.py", label="blaze_green", module="blaze_green"),
+        ServerSpec(
+            "blaze", "blaze.py", label="blaze_green", module="blaze_green", blaze_root=str(REPO)
+        ),
         ServerSpec(
             "websockets",
             "websockets_asyncio.py",
@@ -351,6 +361,7 @@ GUNICORN_SPECS: dict[str, ServerSpec] = {
         broker_env="BLAZE_BROKER_URL",
         redis_channel="blaze_green:bcast:0",
         ready_log=": subscribed to ",  # "broker URL: subscribed to CHANNEL as node ID"
+        blaze_root=str(REPO),
     ),
     "flask_socketio": ServerSpec(
         "flask_socketio",
@@ -365,7 +376,24 @@ GUNICORN_SPECS: dict[str, ServerSpec] = {
     ),
 }
 
-_importable_cache: dict[str, str | None] = {}
+_importable_cache: dict[tuple[str, str], str | None] = {}
+
+
+def _pythonpath(spec: ServerSpec) -> str:
+    """PYTHONPATH for a child: the spec's blaze tree (if any), the repository, then whatever
+    the harness itself was given."""
+    parts = [spec.blaze_root, str(REPO), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    out: list[str] = []
+    for p in parts:
+        if p and p not in out:
+            out.append(p)
+    return os.pathsep.join(out)
+
+
+def _child_cwd(spec: ServerSpec) -> str:
+    # `python -c` and `python -m gunicorn` put the working directory first on sys.path, ahead
+    # of PYTHONPATH: a baseline run from the repository would import the repository's package
+    return spec.blaze_root or str(REPO)
 
 
 def missing_module(spec: ServerSpec) -> str | None:
@@ -374,23 +402,97 @@ def missing_module(spec: ServerSpec) -> str | None:
     if not spec.module:
         return None
     for mod in spec.module.split(","):
-        if mod not in _importable_cache:
-            env = dict(os.environ, PYTHONPATH=str(REPO), BLAZE_GREEN_NO_PATCH="1")
+        key = (spec.blaze_root, mod)
+        if key not in _importable_cache:
+            env = dict(os.environ, PYTHONPATH=_pythonpath(spec), BLAZE_GREEN_NO_PATCH="1")
             r = subprocess.run(
                 [sys.executable, "-c", f"import {mod}"],
-                cwd=str(REPO),
+                cwd=_child_cwd(spec),
                 env=env,
                 capture_output=True,
                 text=True,
             )
-            _importable_cache[mod] = (
+            _importable_cache[key] = (
                 None
                 if r.returncode == 0
                 else (r.stderr.strip().splitlines() or ["import failed"])[-1]
             )
-        if _importable_cache[mod] is not None:
+        if _importable_cache[key] is not None:
             return mod
     return None
+
+
+# --------------------------------------------------------------------------- baseline
+BASELINE = "blaze_baseline"
+BASELINE_INFO: dict[str, str] = {}  # filled in by register_baseline (for the report's meta)
+
+
+def _tree_rev(path: Path) -> str:
+    """Short commit of a checkout (+ "-dirty" with uncommitted changes), or "no git"."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        if not rev:
+            return "no git"
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "no git"
+
+
+_WHERE = "import os, blaze_green; print(os.path.realpath(blaze_green.__file__))"
+
+
+def blaze_import_check(root: str) -> str:
+    """Import blaze_green in a child the way a server with blaze_root=root does; return the
+    real path of blaze_green/__init__.py, or raise BenchError when the import fails or resolves
+    outside `root`."""
+    spec = ServerSpec("check", "blaze.py", blaze_root=root)
+    env = dict(os.environ, PYTHONPATH=_pythonpath(spec), BLAZE_GREEN_NO_PATCH="1")
+    r = subprocess.run(
+        [sys.executable, "-c", _WHERE],
+        cwd=_child_cwd(spec),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        raise BenchError(f"blaze_green does not import from {root}:\n{r.stderr.strip()[-1500:]}")
+    got = r.stdout.strip().splitlines()[-1]
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([got, real_root]) != real_root:
+        raise BenchError(f"with PYTHONPATH={root} first, blaze_green was imported from {got}")
+    return got
+
+
+def register_baseline(path: str) -> ServerSpec:
+    """Add the server `blaze_baseline`: bench/servers/blaze.py importing blaze_green from the
+    checkout at `path` (to SERVERS, and to GUNICORN_SPECS for the cluster scenario). Raises
+    BenchError when `path` holds no importable blaze_green of its own."""
+    root = Path(path).expanduser().resolve()
+    if not (root / "blaze_green" / "__init__.py").is_file():
+        raise BenchError(f"--baseline {path}: no blaze_green/__init__.py under {root}")
+    if root == REPO.resolve():
+        raise BenchError(f"--baseline {path} is this repository: nothing to compare")
+    init = blaze_import_check(str(root))
+    rev = _tree_rev(root)
+    label = f"blaze_green baseline ({root.name} @ {rev})"
+    SERVERS[BASELINE] = SERVERS["blaze"].with_(name=BASELINE, label=label, blaze_root=str(root))
+    GUNICORN_SPECS[BASELINE] = GUNICORN_SPECS["blaze"].with_(
+        name=BASELINE, label=label, blaze_root=str(root)
+    )
+    BASELINE_INFO.clear()
+    BASELINE_INFO.update(path=str(root), git=rev, blaze_green_file=init, label=label)
+    return SERVERS[BASELINE]
 
 
 @dataclass
@@ -455,9 +557,10 @@ def _spawn(spec: ServerSpec, port: int, log_dir: Path) -> Server:
     log_path = log_dir / f"{spec.name}-{port}.log"
     f = open(log_path, "wb")  # noqa: SIM115 (closed in stop_servers)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
+    env["PYTHONPATH"] = _pythonpath(spec)
+    env.pop("BENCH_BLAZE_ROOT", None)
+    if spec.blaze_root:
+        env["BENCH_BLAZE_ROOT"] = spec.blaze_root  # blaze.py exits unless it imported this tree
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONDEVMODE", None)
     env.pop("BLAZE_BROKER_URL", None)
@@ -496,7 +599,7 @@ def _spawn(spec: ServerSpec, port: int, log_dir: Path) -> Server:
         cmd = [sys.executable, str(spec.path), str(port), *spec.args]
     proc = subprocess.Popen(
         cmd,
-        cwd=str(REPO),
+        cwd=_child_cwd(spec),
         stdin=subprocess.DEVNULL,
         stdout=f,
         stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .harness import SERVERS, log
+from .harness import BASELINE, SERVERS, log
 from .scenarios import SCENARIOS
 
 DISTURBED_PCT = 25.0
@@ -19,6 +19,7 @@ STEAL_RETRY_PCT = 15.0  # above this a run is measured again (--steal-retries)
 QUIET_TOTAL_S = 60.0  # total time a run may spend waiting for a quiet machine
 
 BLAZE_COLOR = "#d9480f"
+BASELINE_COLOR = "#ffa94d"  # --baseline: the other checkout of blaze_green, a lighter orange
 PEER_COLORS = [
     "#4c6ef5",
     "#15aabf",
@@ -59,29 +60,43 @@ def _median(entry: dict, case: str, server: str, key: str) -> float | None:
 
 def summary_table(out: dict) -> list[str]:
     """One line per scenario and case: blaze_green's headline number, the best peer's (the
-    raw gevent ceiling listed apart) and the ratio."""
+    raw gevent ceiling listed apart) and the ratio; with --baseline, also the baseline's
+    number and blaze ÷ baseline (the baseline is never the "best peer")."""
+    with_base = any(BASELINE in e.get("servers", []) for e in out.values())
     L = [
-        "| scenario | case | metric | blaze_green | best peer | blaze ÷ best peer | raw gevent "
-        "ceiling |",
-        "|---|---|---|---:|---|---:|---:|",
+        "| scenario | case | metric | blaze_green | "
+        + ("baseline | blaze ÷ baseline | " if with_base else "")
+        + "best peer | blaze ÷ best peer | raw gevent ceiling |",
+        "|---|---|---|---:|" + ("---:|---:|" if with_base else "") + "---|---:|---:|",
     ]
     for name, entry in out.items():
         sc = SCENARIOS[name]
         if entry.get("skipped"):
-            L.append(f"| {name} | – | – | skipped: {entry['skipped']} | | | |")
+            L.append(
+                f"| {name} | – | – | skipped: {entry['skipped']} | "
+                + ("| | " if with_base else "")
+                + "| | |"
+            )
             continue
         for case in entry["cases"]:
             b = _median(entry, case, "blaze", sc.primary)
+            fmt = sc.columns[0].fmt
+            base_cells = []
+            if with_base:
+                v = _median(entry, case, BASELINE, sc.primary)
+                base_cells = [
+                    fmt.format(v) if v is not None else "–",
+                    ratio(b / v) if (b is not None and v) else "–",
+                ]
             peers = []
             for server in entry["servers"]:
-                if server in ("blaze", "raw_gevent"):
+                if server in ("blaze", "raw_gevent", BASELINE):
                     continue
                 v = _median(entry, case, server, sc.primary)
                 if v is not None:
                     peers.append((v, server))
             best = (max if sc.higher_is_better else min)(peers) if peers else None
             ceiling = _median(entry, case, "raw_gevent", sc.primary)
-            fmt = sc.columns[0].fmt
             L.append(
                 "| "
                 + " | ".join(
@@ -90,6 +105,7 @@ def summary_table(out: dict) -> list[str]:
                         case,
                         sc.primary_label,
                         fmt.format(b) if b is not None else "–",
+                        *base_cells,
                         f"{label(best[1])}: {fmt.format(best[0])}" if best else "–",
                         ratio(b / best[0]) if (b is not None and best and best[0]) else "–",
                         fmt.format(ceiling) if ceiling is not None else "",
@@ -118,6 +134,14 @@ def header(meta: dict) -> list[str]:
         + (f"; servers and load generators at nice {meta['nice']}" if meta.get("nice") else "")
         + ".  "
     )
+    base = meta.get("baseline")
+    if base:
+        L.append(
+            f"Baseline (`--baseline`): `{BASELINE}` is the same `bench/servers/blaze.py` with "
+            f"blaze_green imported from `{base['blaze_green_file']}` (commit `{base['git']}`); "
+            f"`blaze` imports it from `{meta.get('blaze_green_file') or '?'}` (commit "
+            f"`{meta['git']}`). `blaze ÷ {BASELINE}` is the new tree against the old one.  "
+        )
     if meta.get("elapsed_s") is not None:
         L.append(f"Total wall time: {meta['elapsed_s']:.0f} s.")
     return L
@@ -334,6 +358,8 @@ def write_charts(out: dict, directory: Path, meta: dict) -> dict[str, Path]:
         for s in servers:
             if s == "blaze":
                 colors[s] = BLAZE_COLOR
+            elif s == BASELINE:
+                colors[s] = BASELINE_COLOR
             else:
                 colors[s] = PEER_COLORS[k % len(PEER_COLORS)]
                 k += 1

@@ -9,6 +9,11 @@ are the median over repetitions with min–max; ratios are computed from medians
 A full run (no --quick, no --scenarios/--servers subset) writes docs/BENCHMARKS.md
 and one PNG chart per scenario in docs/bench/; other runs write them only when
 --out-md PATH is given (charts then go to PATH's directory/bench/). --no-docs: never.
+
+--baseline PATH adds the server blaze_baseline (the same bench/servers/blaze.py, importing
+blaze_green from the checkout at PATH) to every scenario blaze is in, right after blaze, so
+that `blaze ÷ blaze_baseline` compares two versions of the package in one run. Such a run
+is never a "full run": it writes docs/ only with --out-md.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 
 from . import harness, report
 from .harness import GUNICORN_SPECS, REPO, SERVERS, BenchError, RedisProc, log
-from .scenarios import SCENARIOS, Scenario
+from .scenarios import SCENARIOS, Scenario, join_blaze
 
 DEFAULT_JSON = harness.BENCH_DIR / "results" / "latest.json"
 DEFAULT_MD = REPO / "docs" / "BENCHMARKS.md"
@@ -104,6 +109,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{report.STEAL_RETRY_PCT:.0f}%% in it (default 2; 0 with --quick)",
     )
     ap.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="also measure blaze_green from another checkout (say a git worktree of the commit "
+        f"before a change) as the server {harness.BASELINE}, next to blaze in every scenario "
+        "blaze is in; PATH is the tree that contains blaze_green/",
+    )
+    ap.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -121,12 +134,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     ns.server_filter = [s.strip() for s in ns.servers.split(",") if s.strip()]
+    if ns.baseline:
+        try:
+            harness.register_baseline(ns.baseline)
+        except BenchError as e:
+            ap.error(str(e))
+        join_blaze(harness.BASELINE)
+        log(
+            f"bench: {harness.BASELINE} = bench/servers/blaze.py with blaze_green from "
+            f"{harness.BASELINE_INFO['blaze_green_file']} ({harness.BASELINE_INFO['git']})"
+        )
+    elif harness.BASELINE in ns.server_filter:
+        ap.error(f"server {harness.BASELINE} exists only with --baseline PATH")
     bad = [s for s in ns.server_filter if s not in SERVERS]
     if bad:
         ap.error(f"unknown server(s): {', '.join(bad)}; choose from {', '.join(SERVERS)}")
     if ns.reps is not None and ns.reps < 1:
         ap.error("--reps must be at least 1")
-    ns.full_run = not ns.quick and not ns.scenarios.strip() and not ns.server_filter
+    ns.full_run = (
+        not ns.quick and not ns.scenarios.strip() and not ns.server_filter and not ns.baseline
+    )
     if ns.no_docs:
         ns.md_path = None
     elif ns.out_md:
@@ -246,7 +273,17 @@ def collect_meta(ns: argparse.Namespace, command: str) -> dict:
         "versions": {d: _version(d) for d in VERSIONED},
         "wrk": _wrk_version(),
         "redis_server": f"redis-server {redis_version}" if redis_version else None,
+        "blaze_green_file": _blaze_file(),
+        "baseline": dict(harness.BASELINE_INFO) or None,
     }
+
+
+def _blaze_file() -> str | None:
+    """Where the blaze server's blaze_green comes from (checked the way the server imports it)."""
+    try:
+        return harness.blaze_import_check(str(REPO))
+    except BenchError:
+        return None
 
 
 # --------------------------------------------------------------------------- running
@@ -342,8 +379,8 @@ def run_scenario(
         missing = None
         for spec in _specs_to_check(sc, name, params):
             missing = missing or harness.missing_module(spec)
-        if missing and name == "blaze":
-            log(f"warning: blaze_green's server does not import ({missing}); its runs will fail")
+        if missing and SERVERS[name].blaze_root:
+            log(f"warning: {name}'s blaze_green does not import ({missing}); its runs will fail")
             missing = None
         if missing:
             for case in cases:

@@ -685,3 +685,12 @@ CLUSTER = Scenario(
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [HTTP_HELLO, ECHO, BIG, FANOUT, IDLE, CLUSTER]}
+
+
+def join_blaze(name: str) -> None:
+    """Put server `name` (the --baseline blaze) right after blaze in every scenario that has
+    blaze. Each scenario gets a new list: several share WS_PEERS."""
+    for sc in SCENARIOS.values():
+        if "blaze" in sc.servers and name not in sc.servers:
+            i = sc.servers.index("blaze") + 1
+            sc.servers = [*sc.servers[:i], name, *sc.servers[i:]]

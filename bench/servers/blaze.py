@@ -3,13 +3,33 @@
 python bench/servers/blaze.py PORT
 app.listen does the monkey patching. Origins open (the load generator sends no
 Origin anyway), 4 MiB messages, server pings off; compression is never negotiated.
+
+The harness sets BENCH_BLAZE_ROOT to the tree whose blaze_green this process must run
+(the repository, or the --baseline checkout for the server blaze_baseline): at import (also
+in gunicorn workers) it exits with an error when blaze_green came from anywhere else.
+Only public API, and it works with both the old `app.connections(path)` (a list of
+sessions) and the new one (a count).
 """
 
+import os
+import sys
 import time
 
 from _proto import WAIT_LIMIT_S, WAIT_POLL_S, message, padding, parse_go, port_from_argv
 
+import blaze_green
 from blaze_green import App, delay
+
+_ROOT = os.environ.get("BENCH_BLAZE_ROOT")
+_FILE = os.path.realpath(blaze_green.__file__)
+if _ROOT:
+    _real_root = os.path.realpath(_ROOT)
+    if os.path.commonpath([_FILE, _real_root]) != _real_root:
+        sys.exit(
+            f"blaze.py: FATAL: blaze_green was imported from {_FILE}, "
+            f"not from BENCH_BLAZE_ROOT={_ROOT}"
+        )
+print(f"blaze.py: blaze_green from {_FILE}", file=sys.stderr, flush=True)
 
 app = App(allowed_origins="*", max_message_size=4 << 20, ping_interval=None)
 
@@ -23,13 +43,20 @@ def echo(ws, msg):
     ws.send(msg)  # str -> text, bytes -> binary
 
 
+def subscribers(path):
+    """Open sessions on `path` in this process: connections() is a list in older trees, a
+    count since the refactor that added sessions()."""
+    n = app.connections(path)
+    return n if isinstance(n, int) else len(n)
+
+
 def control(ws, msg):
     go = parse_go(msg)
     if go is None:
         return
     n, count, size = go
     deadline = time.monotonic() + WAIT_LIMIT_S
-    while len(app.connections("/feed")) < n and time.monotonic() < deadline:
+    while subscribers("/feed") < n and time.monotonic() < deadline:
         delay(WAIT_POLL_S)
     pad = padding(size)
     for i in range(count):  # in a row: broadcast serializes and frames once, queues per session
