@@ -8,7 +8,9 @@ sessions, and forwards `broadcast`, `connections`, `sessions` and `spawn` to the
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -16,6 +18,7 @@ from gevent import Greenlet
 
 from .config import Config, OriginPolicy
 from .http import HTTPError, Request, Response, to_response
+from .metrics import UNMATCHED
 from .routing import Router
 from .runtime import Runtime
 from .tasks import Task
@@ -69,6 +72,7 @@ class App:
         close_timeout: float = _DEFAULTS.close_timeout,
         coalesce_window: float = _DEFAULTS.coalesce_window,
         broker: str | None = None,
+        metrics: bool = True,
         debug: bool = False,
     ) -> None:
         if before_open is not None and not callable(before_open):
@@ -85,6 +89,7 @@ class App:
             close_timeout=close_timeout,
             coalesce_window=coalesce_window,
             broker=broker,
+            metrics=metrics,
             debug=debug,
         )
         object.__setattr__(self, "_config", config)
@@ -257,6 +262,32 @@ class App:
         """
         return self._runtime.spawn(fn, args, kwargs, singleton)
 
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of this process's metrics as a plain dict (no extra dependency): open
+        sessions per route, closes per code, messages, bytes, broadcasts, latency histograms,
+        HTTP requests, tasks, broker; see docs/observability.md. `{}` with metrics=False."""
+        return self._runtime.stats()
+
+    def metrics_route(self, path: str = "/metrics") -> None:
+        """Serve the Prometheus exposition of the whole server's metrics at `path` (under
+        gunicorn: every worker's, whichever answers). Needs the `metrics` extra
+        (prometheus_client): without it this call raises at once, naming the extra."""
+        try:
+            prometheus = importlib.import_module("blaze_green.prometheus")
+        except ImportError as exc:
+            raise RuntimeError(
+                "app.metrics_route() needs prometheus_client: pip install 'blaze-green[metrics]'"
+            ) from exc
+        if self._runtime.metrics is None:
+            raise ValueError("app.metrics_route() needs metrics on: App(metrics=True)")
+        runtime = self._runtime
+
+        def metrics_endpoint(req: Request) -> Response:
+            body = prometheus.exposition(runtime.server_stats())
+            return Response(body, content_type=prometheus.CONTENT_TYPE)
+
+        self.get(path, metrics_endpoint)
+
     def on_start(self, fn: Fn) -> Fn:
         """Call `fn()` when the server starts (in each worker); usable as a decorator."""
         self._runtime.on_start(fn)
@@ -277,12 +308,14 @@ class App:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         if handshake.is_upgrade_request(environ):
             return self._websocket(environ, start_response)
+        started = time.perf_counter()
         req = Request(environ, self._config.max_body_size)
         method = req.method
+        pattern: str | None = None
         try:
-            handler, kwargs, allowed = self._http.lookup(req.path, method)
+            handler, kwargs, allowed, pattern = self._http.resolve(req.path, method)
             if handler is None and method == "HEAD":
-                handler, kwargs, allowed = self._http.lookup(req.path, "GET")
+                handler, kwargs, allowed, pattern = self._http.resolve(req.path, "GET")
             if handler is None:
                 raise self._no_route(req.path, allowed)
             self._check_body_size(environ)
@@ -294,6 +327,11 @@ class App:
             log.exception("%s %s failed", method, req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
         start_response(status, headers)
+        metrics = self._runtime.metrics
+        if metrics is not None:
+            metrics.http_request(
+                method, pattern or UNMATCHED, int(status[:3]), time.perf_counter() - started
+            )
         return [] if method == "HEAD" else [body]
 
     def _no_route(self, path: str, allowed: set[str]) -> HTTPError:
@@ -374,12 +412,14 @@ class App:
         except HTTPError as exc:
             if reserved:
                 runtime.release()
+            runtime.handshake_rejected(exc.status)
             status, headers, body = exc.to_response().encode()
             start_response(status, headers)
             return [body]
         except Exception:
             if reserved:
                 runtime.release()
+            runtime.handshake_rejected(500)
             log.exception("WebSocket handshake for %s failed", req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
             start_response(status, headers)
@@ -393,7 +433,15 @@ class App:
             # The callable holds the HTTP handler and its buffers; ws.environ outlives them.
             del environ[handshake.UPGRADE_KEY]
         ws = WebSocket(
-            runtime, route.handlers, sock, environ, req.path, subprotocol, user_data, params
+            runtime,
+            route.handlers,
+            sock,
+            environ,
+            req.path,
+            subprotocol,
+            user_data,
+            params,
+            route_obj.pattern,
         )
         runtime.register(ws)
         ws.start(initial)  # the session's own greenlet: its reader

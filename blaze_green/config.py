@@ -36,6 +36,7 @@ class Config:
     close_timeout: float = 5.0
     coalesce_window: float = 0.002
     broker: str | None = None
+    metrics: bool = True
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -51,8 +52,9 @@ class Config:
         _origins(self.allowed_origins)
         if self.broker is not None:
             _broker_url(self.broker)
-        if not isinstance(self.debug, bool):
-            raise TypeError(f"debug must be True or False, not {self.debug!r}")
+        for name in ("metrics", "debug"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
 
 
 def _type_name(value: object) -> str:

@@ -327,17 +327,24 @@ class Router(Generic[H]):
 
     def lookup(self, path: str, method: str) -> tuple[H | None, dict[str, Any], set[str]]:
         """(handler, kwargs, methods allowed on this path); handler None when not routed."""
+        handler, kwargs, allowed, _ = self.resolve(path, method)
+        return handler, kwargs, allowed
+
+    def resolve(
+        self, path: str, method: str
+    ) -> tuple[H | None, dict[str, Any], set[str], str | None]:
+        """`lookup` plus the matching route's pattern (None when no route has this method)."""
         route = self._static.get(path)
         if route is not None:  # static routes win; one dict lookup
             target = route.targets.get(method)
             if target is not None:
-                return target, {}, set()
+                return target, {}, set(), route.pattern
         allowed: set[str] = set()
         for route, raw in self._matches(path):
             target = route.targets.get(method)
             if target is not None:
                 kwargs = route.convert(method, raw)
                 if kwargs is not None:
-                    return target, kwargs, set()
+                    return target, kwargs, set(), route.pattern
             allowed.update(m for m in route.targets if route.convert(m, raw) is not None)
-        return None, {}, allowed
+        return None, {}, allowed, None

@@ -29,9 +29,12 @@ import gevent
 from gevent import Greenlet, monkey
 
 from .config import Config
+from .metrics import Metrics, merge
+from .metrics_files import SnapshotFiles
 from .models import encode_message
 from .tasks import Task, TaskGroup, resolve
 from .ws.frames import encode_frame
+from .ws.lifecycle import Ending
 from .ws.registry import Registry
 from .ws.writes import WriteScheduler
 
@@ -51,6 +54,7 @@ OS_THREAD_BROADCAST_TIMEOUT = 10.0
 # At shutdown, sessions still open this long before the deadline are aborted, so that their
 # on_close still runs within shutdown_timeout.
 ABORT_MARGIN = 0.5
+METRICS_SHARE_INTERVAL = 1.0  # how often a worker writes its metrics for the others
 
 
 class Runtime:
@@ -58,15 +62,19 @@ class Runtime:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.metrics: Metrics | None = Metrics() if config.metrics else None
         self.registry = Registry()
-        self.writes = WriteScheduler(config.coalesce_window)
-        self.tasks = TaskGroup()
+        self.writes = WriteScheduler(config.coalesce_window, self.metrics)
+        self.tasks = TaskGroup(self.metrics)
         self.broker: Broker | None = None
         self._on_start: list[Callable[[], Any]] = []
         self._hub_thread: int | None = None  # the OS thread running the server's hub
         self._hub_loop: Any = None
         self._reserved = 0  # sessions open or mid-handshake, for max_connections
         self._live: set[WebSocket] = set()  # sessions that have not finished yet
+        # Set by a server with several processes (the gunicorn worker) before start().
+        self.metrics_files: SnapshotFiles | None = None
+        self._metrics_writer: Greenlet | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -91,6 +99,8 @@ class Runtime:
         for fn in self._on_start:
             fn()
         self.tasks.start()
+        if self.metrics_files is not None and self.metrics is not None:
+            self._metrics_writer = gevent.spawn(self._share_metrics)
 
     def close_sessions(self, code: int = 1001, reason: str = "server shutting down") -> int:
         """Start the closing handshake on every open session; returns how many."""
@@ -128,6 +138,10 @@ class Runtime:
 
     def stop(self) -> None:
         """Kill tasks, stop the broker, forget the hub (a later start() starts afresh)."""
+        if self._metrics_writer is not None:
+            self._metrics_writer.kill(block=True, timeout=1.0)
+            self._metrics_writer = None
+            self._write_metrics()  # the final counts stay for the others' totals
         self.tasks.kill()
         if self.broker is not None:
             broker, self.broker = self.broker, None
@@ -170,6 +184,8 @@ class Runtime:
     def register(self, ws: WebSocket) -> None:
         self._live.add(ws)
         self.registry.register(ws)
+        if self.metrics is not None:
+            self.metrics.session_opened(ws.route)
 
     def session_left(self, ws: WebSocket) -> None:
         self.registry.unregister(ws)
@@ -178,6 +194,21 @@ class Runtime:
         self.registry.unregister(ws)
         self._live.discard(ws)
         self._reserved -= 1
+        m = self.metrics
+        if m is not None:
+            code = ws.close_code or 1006
+            m.session_closed(ws.route, code)
+            ending = ws.ending
+            if ending is Ending.OVERFLOW:
+                m.slow_consumer_closes += 1
+            elif ending is Ending.PING_TIMEOUT:
+                m.ping_timeouts += 1
+            elif ending is Ending.PROTOCOL_ERROR:
+                m.protocol_errors[code] += 1
+
+    def handshake_rejected(self, status: int) -> None:
+        if self.metrics is not None:
+            self.metrics.handshakes_rejected[status] += 1
 
     # -- delivery -----------------------------------------------------------------------------
 
@@ -208,7 +239,15 @@ class Runtime:
         return result[0] if result else 0
 
     def _deliver(self, path: str, opcode: int, payload: bytes, frame: bytes, exclude: Any) -> int:
-        n = self.registry.deliver(path, frame, exclude)
+        m = self.metrics
+        if m is None:
+            n = self.registry.deliver(path, frame, exclude)
+        else:
+            n = self.registry.deliver(path, frame, exclude, time.monotonic())
+            m.broadcasts += 1
+            m.deliveries += n
+            m.messages_sent += n
+            m.payload_bytes_sent += n * len(payload)
         self.writes.flush_if_due()
         if self.broker is not None:
             self.broker.publish(path, opcode, payload)
@@ -225,10 +264,48 @@ class Runtime:
     def deliver_remote(self, path: str, opcode: int, payload: bytes | memoryview) -> int:
         """A message another process broadcast: frame it once, hand it to the local sessions."""
         n = self.registry.deliver(path, encode_frame(opcode, payload))
+        m = self.metrics
+        if m is not None:
+            m.deliveries += n
+            m.messages_sent += n
+            m.payload_bytes_sent += n * len(payload)
         if n:
             # A burst read from the broker without yielding is written in rounds, as local ones.
             self.writes.flush_if_due()
         return n
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """This process's metrics as a plain dict ({} with App(metrics=False))."""
+        if self.metrics is None:
+            return {}
+        broker = self.broker
+        return self.metrics.snapshot(
+            tasks_running=self.tasks.running,
+            broker=broker.metrics_snapshot() if broker is not None else None,
+        )
+
+    def server_stats(self) -> dict[str, Any]:
+        """The whole server's metrics: this process's, plus the other workers' when they share
+        a metrics directory (see blaze_green.metrics_files)."""
+        own = self.stats()
+        if not own:
+            return {}
+        files = self.metrics_files
+        if files is None:
+            return merge([own], [True])
+        others, live = files.others()
+        return merge([own, *others], [True, *live])
+
+    def _write_metrics(self) -> None:
+        if self.metrics_files is not None and self.metrics is not None:
+            self.metrics_files.write(self.stats())
+
+    def _share_metrics(self) -> None:
+        while True:
+            self._write_metrics()
+            gevent.sleep(METRICS_SHARE_INTERVAL)
 
     # -- counts and tasks ----------------------------------------------------------------------
 

@@ -10,10 +10,13 @@ import datetime
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import Greenlet, GreenletExit
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 __all__ = ["Task", "task", "delay", "resolve", "TaskGroup"]
 
@@ -57,13 +60,21 @@ def delay(duration: float | datetime.timedelta) -> None:
     gevent.sleep(duration)
 
 
-def _run_logged(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
+def _run_logged(
+    name: str,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    metrics: Metrics | None = None,
+) -> Any:
     try:
         return fn(*args, **kwargs)
     except GreenletExit:
         raise
     except Exception:
         log.exception("background task %s raised", name)
+        if metrics is not None:
+            metrics.task_failures += 1
         return None
 
 
@@ -88,7 +99,8 @@ def resolve(
 class TaskGroup:
     """The app's tasks: held until `start()`, then running; all killed by `kill()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         self._pending: list[Greenlet] = []
         self._held: list[tuple[str, Callable[..., Any], tuple, dict[str, Any]]] = []
         self._running: set[Greenlet] = set()
@@ -107,11 +119,16 @@ class TaskGroup:
         return g
 
     def _make(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Greenlet:
-        g = Greenlet(_run_logged, name, fn, args, kwargs)
+        g = Greenlet(_run_logged, name, fn, args, kwargs, self._metrics)
         g.name = name
         g.link(self._running.discard)
         self._running.add(g)
         return g
+
+    @property
+    def running(self) -> int:
+        """Tasks started and not finished."""
+        return sum(1 for g in self._running if g)
 
     def start(self) -> None:
         """Start the held tasks on the calling thread's hub (the server's)."""

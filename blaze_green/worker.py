@@ -20,6 +20,7 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler
 
 from .app import App
+from .metrics_files import SnapshotFiles, default_directory
 from .server import UpgradeHandler, graceful_shutdown
 
 __all__ = ["GeventWebSocketWorker", "GunicornHandler"]
@@ -63,6 +64,9 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):
             servers.append(server)
         self._attach_logging()
         if app is not None:
+            if app.runtime.metrics is not None:
+                # The workers share their metrics, so /metrics shows the whole server.
+                app.runtime.metrics_files = SnapshotFiles(default_directory(self.ppid))
             app.runtime.start()
             if self.cfg.workers > 1 and app.runtime.broker is None:
                 log.warning(

@@ -42,6 +42,9 @@ class Broker(Protocol):
     def publish(self, path: str, opcode: int, payload: bytes) -> None:
         """Queue one already-serialized message for the other processes; never blocks."""
 
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """published, received, dropped, reconnects, connected, seconds_since_contact."""
+
     def cluster_count(self, path: str) -> int:
         """Sessions on `path` in every live process (counts at most a few seconds old)."""
 

@@ -266,6 +266,7 @@ class RedisBroker:
         self._recovered_at = float("-inf")
         self._subscribed_once = False
         self._dropped_at_outage = 0
+        self._last_contact: float | None = None  # monotonic time of the last success
         self.stats: dict[str, int] = collections.Counter()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -320,6 +321,18 @@ class RedisBroker:
         self._pool.disconnect()
         self._quick_pool.disconnect()
 
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Counters and state for the metrics (see blaze_green.metrics)."""
+        contact = self._last_contact
+        return {
+            "published": self.stats["published"],
+            "received": self.stats["received"],
+            "dropped": self.stats["dropped"],
+            "reconnects": self.stats["reconnects"],
+            "connected": self._subscribed_once and not self._down and not self._stopped,
+            "seconds_since_contact": None if contact is None else time.monotonic() - contact,
+        }
+
     # -- outage bookkeeping ---------------------------------------------------------------
 
     def _fail(self, exc: BaseException, started: float) -> None:
@@ -346,8 +359,10 @@ class RedisBroker:
 
     def _ok(self, started: float) -> None:
         """An operation begun at `started` succeeded."""
+        self._last_contact = time.monotonic()
         if not self._down or started < self._down_since:
             return
+        self.stats["reconnects"] += 1
         self._down = False
         self._up.set()
         self._recovered_at = time.monotonic()

@@ -85,16 +85,23 @@ class Registry:
             out.extend(self.sessions(path))
         return out
 
-    def deliver(self, path: str, frame: bytes, exclude: Any = None) -> int:
-        """Hand one pre-built frame to every open session on `path`; returns how many took it."""
+    def deliver(self, path: str, frame: bytes, exclude: Any = None, sample: float = 0.0) -> int:
+        """Hand one pre-built frame to every open session on `path`; returns how many took it.
+
+        `sample` (a time.monotonic() stamp): the last session that took the frame measures
+        how long the frame waited until it was written (the broadcast latency metric)."""
         targets = self.sessions(path)
         if exclude is not None:
             skip = {id(s) for s in _as_iterable(exclude)}
             targets = [s for s in targets if id(s) not in skip]
         n = 0
+        last = None
         for ws in targets:
             if ws.queue_frame(frame):
                 n += 1
+                last = ws
+        if sample and last is not None:
+            last.sample_latency(sample)
         return n
 
 

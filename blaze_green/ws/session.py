@@ -32,6 +32,7 @@ from greenlet import greenlet as RawGreenlet
 
 from ..config import Config
 from ..errors import ConnectionClosed
+from ..metrics import Metrics
 from ..models import encode_message
 from .frames import (
     OP_CLOSE,
@@ -75,6 +76,9 @@ class SessionHost(Protocol):
     @property
     def writes(self) -> WriteScheduler: ...
 
+    @property
+    def metrics(self) -> Metrics | None: ...
+
     def session_left(self, ws: WebSocket) -> None:
         """`ws` is closing early (overflow): take it out of the registry now."""
 
@@ -88,8 +92,14 @@ class WebSocket:
     `path` (the concrete path, e.g. `/chat/lobby`), `params` (the route's `:name` values),
     `environ`, `remote_addr`, `subprotocol`, `user_data` (settable; `before_open`'s value),
     `closed`, and once the session has ended: `close_code`, `close_reason`, `close_initiator`
-    (`Initiator.SERVER` or `.CLIENT`; `None` when the connection just ended).
+    (`Initiator.SERVER` or `.CLIENT`; `None` when the connection just ended) and `ending`
+    (the `lifecycle.Ending` that started it). `route` is the route's pattern (`/chat/:room`).
     """
+
+    # Set when the session starts to end; class defaults keep idle sessions small.
+    ending: Ending | None = None
+    _sample_t0 = 0.0  # a broadcast's time stamp, waiting for its frame to be written
+    _chunk_sample_t0 = 0.0  # the same, once its frame is in the chunk being written
 
     def __init__(
         self,
@@ -101,9 +111,11 @@ class WebSocket:
         subprotocol: str | None = None,
         user_data: Any = None,
         params: dict[str, Any] | None = None,
+        route: str | None = None,
     ) -> None:
         self.environ = environ
         self.path = path
+        self.route = route or path
         self.subprotocol = subprotocol
         self.user_data = user_data
         self.params = params or {}
@@ -129,6 +141,7 @@ class WebSocket:
         self._ping_payload: bytes | None = None
         self._queue_limit = host.config.send_queue_size
         self._writes = host.writes
+        self._metrics = host.metrics
 
     # -- public API -----------------------------------------------------------------------
 
@@ -151,8 +164,15 @@ class WebSocket:
         Safe from any greenlet; never blocks. Raises ConnectionClosed when the session is
         closed (or closes now because its send buffer is full).
         """
-        if self._state is not _OPEN or not self.queue_frame(encode_frame(*encode_message(data))):
+        if self._state is not _OPEN:
             raise ConnectionClosed(self.close_code, self.close_reason)
+        opcode, payload = encode_message(data)
+        if not self.queue_frame(encode_frame(opcode, payload)):
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        m = self._metrics
+        if m is not None:
+            m.messages_sent += 1
+            m.payload_bytes_sent += len(payload)
         self._writes.flush_if_due()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -188,6 +208,11 @@ class WebSocket:
         if self._in_flight is None:  # else the write watcher is already draining
             self._write_pending()
 
+    def sample_latency(self, t0: float) -> None:
+        """Measure how long the frame just queued waits until it is written (from `t0`)."""
+        if not self._sample_t0:
+            self._sample_t0 = t0
+
     def start(self, initial: bytes = b"") -> None:
         """Run the session on a greenlet of its own. A bare greenlet whose parent is the hub,
         started by a loop callback, as gevent starts its own: gevent.Greenlet would also record
@@ -222,6 +247,7 @@ class WebSocket:
             self.close_initiator = plan.initiator
         if plan.takes_code:
             self.close_code, self.close_reason = code, reason
+            self.ending = ending
         if plan.drop_queue:
             self._drop_queue(keep_frame_in_flight=ending is Ending.OVERFLOW)
         if plan.leave_registry:
@@ -280,6 +306,8 @@ class WebSocket:
                 chunk = memoryview(out[0] if len(out) == 1 else b"".join(out))
                 self._in_flight = chunk
                 self._in_flight_frames = out
+                if self._sample_t0:  # the sampled frame is in this chunk
+                    self._chunk_sample_t0, self._sample_t0 = self._sample_t0, 0.0
             try:
                 sent = os.write(self._fd, chunk)
             except (BlockingIOError, InterruptedError):
@@ -288,8 +316,14 @@ class WebSocket:
                 log.debug("write to %s failed: %s", self.path, exc)
                 self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
                 return
+            m = self._metrics
+            if m is not None:
+                m.bytes_written += sent
             if sent == len(chunk):
                 self._in_flight = None
+                if self._chunk_sample_t0 and m is not None:
+                    m.broadcast_latency.observe(time.monotonic() - self._chunk_sample_t0)
+                    self._chunk_sample_t0 = 0.0
                 continue
             self._in_flight = chunk[sent:]
             if self._watcher is None:
@@ -387,6 +421,8 @@ class WebSocket:
                     data = self._sock.recv(RECV_SIZE)
                 except OSError:
                     data = b""
+                if self._metrics is not None:
+                    self._metrics.bytes_received += len(data)
                 if not data:  # EOF or reset: without a close frame that is 1006
                     self._end(Ending.EOF, CloseCode.ABNORMAL)
                     return
@@ -398,7 +434,17 @@ class WebSocket:
         kind = type(event)
         if kind is Message:
             if self._state is _OPEN:
-                self._call(self._handlers.on_message, event.data)  # type: ignore[union-attr]
+                data = event.data  # type: ignore[union-attr]
+                m = self._metrics
+                if m is not None:
+                    m.messages_received += 1
+                    # Text arrives decoded; ASCII (O(1) to tell) has as many bytes as chars.
+                    m.payload_bytes_received += (
+                        len(data)
+                        if type(data) is bytes or data.isascii()
+                        else len(data.encode("utf-8"))
+                    )
+                self._call(self._handlers.on_message, data)
             return False
         if kind is Ping:
             if self._state is _OPEN:  # RFC 6455 5.5.3: answer with the same payload

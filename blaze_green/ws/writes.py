@@ -18,7 +18,10 @@ websockets'.)
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
 
 __all__ = ["WriteScheduler", "Writable"]
 
@@ -31,15 +34,16 @@ class Writable(Protocol):
 class WriteScheduler:
     ROUND_SHARE = 8
 
-    __slots__ = ("_dirty", "_since", "_scheduled", "_window", "_loop", "budget")
+    __slots__ = ("_dirty", "_since", "_scheduled", "_window", "_loop", "budget", "metrics")
 
-    def __init__(self, budget: float = 0.002) -> None:
+    def __init__(self, budget: float = 0.002, metrics: Metrics | None = None) -> None:
         self._dirty: list[Writable] = []
         self._since = 0.0
         self._scheduled = False
         self._window = budget
         self._loop: Any = None
         self.budget = budget
+        self.metrics = metrics  # write-round durations go there
 
     def bind(self, loop: Any) -> None:
         """Run the write callbacks on `loop` (the serving hub's): called when the server starts."""
@@ -70,7 +74,10 @@ class WriteScheduler:
         start = time.monotonic()
         for session in dirty:
             session.flush_writes()
-        self._window = max(self.budget, (time.monotonic() - start) / self.ROUND_SHARE)
+        elapsed = time.monotonic() - start
+        self._window = max(self.budget, elapsed / self.ROUND_SHARE)
+        if self.metrics is not None:
+            self.metrics.write_rounds.observe(elapsed)
 
     def flush_if_due(self) -> None:
         """Write now if frames have waited a whole window (a burst that does not yield)."""
