@@ -15,6 +15,11 @@ scenario.
 ``bench/servers/blaze.py``, started with PATH first on PYTHONPATH (and PATH as its working
 directory) so that ``import blaze_green`` resolves to another checkout; blaze.py checks
 ``blaze_green.__file__`` against ``BENCH_BLAZE_ROOT`` and exits at start-up otherwise.
+``--metrics-off`` (``register_nometrics``) adds ``blaze_nometrics``: the same script and this
+repository's package, with ``BENCH_BLAZE_METRICS=0`` in its environment (``ServerSpec.env``),
+for which blaze.py builds its app with ``App(..., metrics=False)``. Both are *variants* of
+blaze (``VARIANTS``): they join every scenario blaze is in, right after it, and the report
+gives ``blaze ÷ variant`` ratios and never counts them as a "best peer".
 """
 
 from __future__ import annotations
@@ -285,6 +290,9 @@ class ServerSpec:
     # blaze servers: the tree whose blaze_green the child must import (first on PYTHONPATH,
     # the child's working directory, and checked by blaze.py through BENCH_BLAZE_ROOT)
     blaze_root: str = ""
+    # extra environment of the child, (NAME, VALUE) pairs set after the harness has removed
+    # the variables it owns (CHILD_ENV_OWNED), e.g. (("BENCH_BLAZE_METRICS", "0"),)
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def path(self) -> Path:
@@ -378,6 +386,16 @@ GUNICORN_SPECS: dict[str, ServerSpec] = {
 
 _importable_cache: dict[tuple[str, str], str | None] = {}
 
+# environment variables the harness sets per server: never inherited from its own environment
+CHILD_ENV_OWNED = (
+    "BENCH_BLAZE_ROOT",
+    "BENCH_BLAZE_METRICS",
+    "BLAZE_BROKER_URL",
+    "BENCH_SIO_MESSAGE_QUEUE",
+    "BLAZE_GREEN_NO_PATCH",  # set in test processes; servers must patch
+    "PYTHONDEVMODE",
+)
+
 
 def _pythonpath(spec: ServerSpec) -> str:
     """PYTHONPATH for a child: the spec's blaze tree (if any), the repository, then whatever
@@ -422,9 +440,24 @@ def missing_module(spec: ServerSpec) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- baseline
-BASELINE = "blaze_baseline"
+# --------------------------------------------------------------------------- variants of blaze
+BASELINE = "blaze_baseline"  # --baseline PATH: the package from another checkout
+NOMETRICS = "blaze_nometrics"  # --metrics-off: this package with App(metrics=False)
+METRICS_ENV = "BENCH_BLAZE_METRICS"  # "0": blaze.py passes metrics=False to App
+# registered variants of blaze, in the order they joined: server name -> short title for the
+# report's summary table ("baseline" -> columns "baseline" and "blaze ÷ baseline")
+VARIANTS: dict[str, str] = {}
 BASELINE_INFO: dict[str, str] = {}  # filled in by register_baseline (for the report's meta)
+NOMETRICS_INFO: dict[str, str] = {}  # filled in by register_nometrics (for the report's meta)
+
+
+def _register_variant(name: str, column: str, **changes) -> ServerSpec:
+    """Add server `name`: the blaze spec (and its gunicorn form, for the cluster scenario)
+    with `changes`; the runner puts it next to blaze in every scenario (join_blaze)."""
+    SERVERS[name] = SERVERS["blaze"].with_(name=name, **changes)
+    GUNICORN_SPECS[name] = GUNICORN_SPECS["blaze"].with_(name=name, **changes)
+    VARIANTS[name] = column
+    return SERVERS[name]
 
 
 def _tree_rev(path: Path) -> str:
@@ -486,13 +519,40 @@ def register_baseline(path: str) -> ServerSpec:
     init = blaze_import_check(str(root))
     rev = _tree_rev(root)
     label = f"blaze_green baseline ({root.name} @ {rev})"
-    SERVERS[BASELINE] = SERVERS["blaze"].with_(name=BASELINE, label=label, blaze_root=str(root))
-    GUNICORN_SPECS[BASELINE] = GUNICORN_SPECS["blaze"].with_(
-        name=BASELINE, label=label, blaze_root=str(root)
-    )
+    spec = _register_variant(BASELINE, "baseline", label=label, blaze_root=str(root))
     BASELINE_INFO.clear()
     BASELINE_INFO.update(path=str(root), git=rev, blaze_green_file=init, label=label)
-    return SERVERS[BASELINE]
+    return spec
+
+
+_METRICS_OFF_CHECK = (
+    "from blaze_green import App; s = App(metrics=False).stats(); "
+    "assert s == {}, f'stats() with metrics=False: {s!r}'"
+)
+
+
+def register_nometrics() -> ServerSpec:
+    """Add the server `blaze_nometrics`: bench/servers/blaze.py with this repository's
+    blaze_green and METRICS_ENV=0, for which blaze.py builds `App(..., metrics=False)`.
+    Raises BenchError when this tree's App has no such option (or still counts with it)."""
+    spec = SERVERS["blaze"].with_(env=((METRICS_ENV, "0"),))
+    env = dict(child_env(spec), BLAZE_GREEN_NO_PATCH="1")
+    r = subprocess.run(
+        [sys.executable, "-c", _METRICS_OFF_CHECK],
+        cwd=_child_cwd(spec),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        raise BenchError(
+            "--metrics-off: App(metrics=False) fails in this tree:\n" + r.stderr.strip()[-1500:]
+        )
+    label = "blaze_green, metrics off"
+    spec = _register_variant(NOMETRICS, "metrics off", label=label, env=spec.env)
+    NOMETRICS_INFO.clear()
+    NOMETRICS_INFO.update(env=f"{METRICS_ENV}=0", option="App(metrics=False)", label=label)
+    return spec
 
 
 @dataclass
@@ -553,19 +613,22 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
 
+def child_env(spec: ServerSpec) -> dict[str, str]:
+    """The environment of a server process: ours without the variables the harness owns,
+    then the spec's blaze tree (BENCH_BLAZE_ROOT) and its own extra variables (spec.env)."""
+    env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_OWNED}
+    env["PYTHONPATH"] = _pythonpath(spec)
+    env["PYTHONUNBUFFERED"] = "1"
+    if spec.blaze_root:
+        env["BENCH_BLAZE_ROOT"] = spec.blaze_root  # blaze.py exits unless it imported this tree
+    env.update(spec.env)
+    return env
+
+
 def _spawn(spec: ServerSpec, port: int, log_dir: Path) -> Server:
     log_path = log_dir / f"{spec.name}-{port}.log"
     f = open(log_path, "wb")  # noqa: SIM115 (closed in stop_servers)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _pythonpath(spec)
-    env.pop("BENCH_BLAZE_ROOT", None)
-    if spec.blaze_root:
-        env["BENCH_BLAZE_ROOT"] = spec.blaze_root  # blaze.py exits unless it imported this tree
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("PYTHONDEVMODE", None)
-    env.pop("BLAZE_BROKER_URL", None)
-    env.pop("BENCH_SIO_MESSAGE_QUEUE", None)
-    env.pop("BLAZE_GREEN_NO_PATCH", None)  # set in test processes; servers must patch
+    env = child_env(spec)
     if spec.gunicorn:
         if spec.broker_env and spec.redis_url:
             env[spec.broker_env] = spec.redis_url

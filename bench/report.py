@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .harness import BASELINE, SERVERS, log
+from .harness import BASELINE, NOMETRICS, SERVERS, VARIANTS, log
 from .scenarios import SCENARIOS
 
 DISTURBED_PCT = 25.0
@@ -19,7 +19,9 @@ STEAL_RETRY_PCT = 15.0  # above this a run is measured again (--steal-retries)
 QUIET_TOTAL_S = 60.0  # total time a run may spend waiting for a quiet machine
 
 BLAZE_COLOR = "#d9480f"
-BASELINE_COLOR = "#ffa94d"  # --baseline: the other checkout of blaze_green, a lighter orange
+# variants of blaze (harness.VARIANTS) in lighter oranges: --baseline, --metrics-off
+VARIANT_COLORS = {BASELINE: "#ffa94d", NOMETRICS: "#ffd8a8"}
+VARIANT_COLOR = "#ffc078"  # a variant without a colour of its own
 PEER_COLORS = [
     "#4c6ef5",
     "#15aabf",
@@ -58,39 +60,47 @@ def _median(entry: dict, case: str, server: str, key: str) -> float | None:
     return row.get("summary", {}).get(key, {}).get("median")
 
 
+def variants_in(out: dict) -> list[str]:
+    """The variants of blaze (--baseline, --metrics-off) measured in this run, in the order
+    they joined."""
+    return [v for v in VARIANTS if any(v in e.get("servers", []) for e in out.values())]
+
+
 def summary_table(out: dict) -> list[str]:
     """One line per scenario and case: blaze_green's headline number, the best peer's (the
-    raw gevent ceiling listed apart) and the ratio; with --baseline, also the baseline's
-    number and blaze ÷ baseline (the baseline is never the "best peer")."""
-    with_base = any(BASELINE in e.get("servers", []) for e in out.values())
+    raw gevent ceiling listed apart) and the ratio; for each variant of blaze in the run
+    (--baseline, --metrics-off), also its number and blaze ÷ variant (a variant is never the
+    "best peer")."""
+    variants = variants_in(out)
+    not_peers = {"blaze", "raw_gevent", *VARIANTS}
     L = [
         "| scenario | case | metric | blaze_green | "
-        + ("baseline | blaze ÷ baseline | " if with_base else "")
+        + "".join(f"{VARIANTS[v]} | blaze ÷ {VARIANTS[v]} | " for v in variants)
         + "best peer | blaze ÷ best peer | raw gevent ceiling |",
-        "|---|---|---|---:|" + ("---:|---:|" if with_base else "") + "---|---:|---:|",
+        "|---|---|---|---:|" + "---:|---:|" * len(variants) + "---|---:|---:|",
     ]
     for name, entry in out.items():
         sc = SCENARIOS[name]
         if entry.get("skipped"):
             L.append(
                 f"| {name} | – | – | skipped: {entry['skipped']} | "
-                + ("| | " if with_base else "")
+                + "| | " * len(variants)
                 + "| | |"
             )
             continue
         for case in entry["cases"]:
             b = _median(entry, case, "blaze", sc.primary)
             fmt = sc.columns[0].fmt
-            base_cells = []
-            if with_base:
-                v = _median(entry, case, BASELINE, sc.primary)
-                base_cells = [
+            variant_cells = []
+            for variant in variants:
+                v = _median(entry, case, variant, sc.primary)
+                variant_cells += [
                     fmt.format(v) if v is not None else "–",
                     ratio(b / v) if (b is not None and v) else "–",
                 ]
             peers = []
             for server in entry["servers"]:
-                if server in ("blaze", "raw_gevent", BASELINE):
+                if server in not_peers:
                     continue
                 v = _median(entry, case, server, sc.primary)
                 if v is not None:
@@ -105,7 +115,7 @@ def summary_table(out: dict) -> list[str]:
                         case,
                         sc.primary_label,
                         fmt.format(b) if b is not None else "–",
-                        *base_cells,
+                        *variant_cells,
                         f"{label(best[1])}: {fmt.format(best[0])}" if best else "–",
                         ratio(b / best[0]) if (b is not None and best and best[0]) else "–",
                         fmt.format(ceiling) if ceiling is not None else "",
@@ -141,6 +151,14 @@ def header(meta: dict) -> list[str]:
             f"blaze_green imported from `{base['blaze_green_file']}` (commit `{base['git']}`); "
             f"`blaze` imports it from `{meta.get('blaze_green_file') or '?'}` (commit "
             f"`{meta['git']}`). `blaze ÷ {BASELINE}` is the new tree against the old one.  "
+        )
+    if meta.get("metrics_off"):
+        L.append(
+            f"Metrics off (`--metrics-off`): `{NOMETRICS}` is the same `bench/servers/blaze.py` "
+            f"and blaze_green as `blaze`, started with `{meta['metrics_off']['env']}`, for which "
+            f"it builds its app with `{meta['metrics_off']['option']}` (checked: `app.stats()` is "
+            f"empty). `blaze ÷ {NOMETRICS}` is what the metrics cost: under 1 for deliveries/s "
+            "and round trips/s, over 1 for latency and memory, means counting costs that much.  "
         )
     if meta.get("elapsed_s") is not None:
         L.append(f"Total wall time: {meta['elapsed_s']:.0f} s.")
@@ -358,8 +376,8 @@ def write_charts(out: dict, directory: Path, meta: dict) -> dict[str, Path]:
         for s in servers:
             if s == "blaze":
                 colors[s] = BLAZE_COLOR
-            elif s == BASELINE:
-                colors[s] = BASELINE_COLOR
+            elif s in VARIANTS:
+                colors[s] = VARIANT_COLORS.get(s, VARIANT_COLOR)
             else:
                 colors[s] = PEER_COLORS[k % len(PEER_COLORS)]
                 k += 1
@@ -385,8 +403,9 @@ def write_charts(out: dict, directory: Path, meta: dict) -> dict[str, Path]:
                     yerr=[lo, hi],
                     capsize=2.5,
                     color=colors[s],
-                    edgecolor="black" if s == "blaze" else "none",
-                    linewidth=1.2 if s == "blaze" else 0,
+                    # variants of blaze: outlined in blaze's colour (the palest is faint)
+                    edgecolor="black" if s == "blaze" else BLAZE_COLOR if s in VARIANTS else "none",
+                    linewidth=1.2 if s == "blaze" else 0.8 if s in VARIANTS else 0,
                     label=label(s),
                     error_kw={"elinewidth": 0.9},
                 )

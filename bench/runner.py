@@ -12,8 +12,11 @@ and one PNG chart per scenario in docs/bench/; other runs write them only when
 
 --baseline PATH adds the server blaze_baseline (the same bench/servers/blaze.py, importing
 blaze_green from the checkout at PATH) to every scenario blaze is in, right after blaze, so
-that `blaze ÷ blaze_baseline` compares two versions of the package in one run. Such a run
-is never a "full run": it writes docs/ only with --out-md.
+that `blaze ÷ blaze_baseline` compares two versions of the package in one run.
+--metrics-off adds the server blaze_nometrics (the same script and package, with
+App(metrics=False)) the same way: `blaze ÷ blaze_nometrics` is what counting costs. Both
+options can be given together (blaze, blaze_baseline, blaze_nometrics side by side). Such
+runs are never "full runs": they write docs/ only with --out-md.
 """
 
 from __future__ import annotations
@@ -117,6 +120,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "blaze is in; PATH is the tree that contains blaze_green/",
     )
     ap.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help=f"also measure this tree's blaze_green with App(metrics=False) as the server "
+        f"{harness.NOMETRICS}, next to blaze in every scenario blaze is in (blaze ÷ "
+        f"{harness.NOMETRICS}: the cost of the metrics)",
+    )
+    ap.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -144,15 +154,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"bench: {harness.BASELINE} = bench/servers/blaze.py with blaze_green from "
             f"{harness.BASELINE_INFO['blaze_green_file']} ({harness.BASELINE_INFO['git']})"
         )
-    elif harness.BASELINE in ns.server_filter:
-        ap.error(f"server {harness.BASELINE} exists only with --baseline PATH")
+    if ns.metrics_off:
+        try:
+            harness.register_nometrics()
+        except BenchError as e:
+            ap.error(str(e))
+        join_blaze(harness.NOMETRICS)
+        log(
+            f"bench: {harness.NOMETRICS} = bench/servers/blaze.py with this tree's blaze_green "
+            f"and App(metrics=False) ({harness.METRICS_ENV}=0)"
+        )
+    for name, option in (
+        (harness.BASELINE, "--baseline PATH"),
+        (harness.NOMETRICS, "--metrics-off"),
+    ):
+        if name in ns.server_filter and name not in SERVERS:
+            ap.error(f"server {name} exists only with {option}")
     bad = [s for s in ns.server_filter if s not in SERVERS]
     if bad:
         ap.error(f"unknown server(s): {', '.join(bad)}; choose from {', '.join(SERVERS)}")
     if ns.reps is not None and ns.reps < 1:
         ap.error("--reps must be at least 1")
     ns.full_run = (
-        not ns.quick and not ns.scenarios.strip() and not ns.server_filter and not ns.baseline
+        not ns.quick
+        and not ns.scenarios.strip()
+        and not ns.server_filter
+        and not ns.baseline
+        and not ns.metrics_off
     )
     if ns.no_docs:
         ns.md_path = None
@@ -275,6 +303,8 @@ def collect_meta(ns: argparse.Namespace, command: str) -> dict:
         "redis_server": f"redis-server {redis_version}" if redis_version else None,
         "blaze_green_file": _blaze_file(),
         "baseline": dict(harness.BASELINE_INFO) or None,
+        "metrics_off": dict(harness.NOMETRICS_INFO) or None,
+        "variants": dict(harness.VARIANTS),  # variants of blaze -> summary-table title
     }
 
 

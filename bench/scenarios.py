@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from .harness import (
     GUNICORN_SPECS,
     SERVERS,
+    VARIANTS,
     BenchError,
     RedisProc,
     Server,
@@ -688,9 +689,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [HTTP_HELLO, ECHO, BIG, FAN
 
 
 def join_blaze(name: str) -> None:
-    """Put server `name` (the --baseline blaze) right after blaze in every scenario that has
-    blaze. Each scenario gets a new list: several share WS_PEERS."""
+    """Put server `name` (a variant of blaze: --baseline, --metrics-off) in every scenario
+    that has blaze, after blaze and the variants that joined before it (blaze, blaze_baseline,
+    blaze_nometrics). Each scenario gets a new list: several share WS_PEERS."""
     for sc in SCENARIOS.values():
         if "blaze" in sc.servers and name not in sc.servers:
             i = sc.servers.index("blaze") + 1
+            while i < len(sc.servers) and sc.servers[i] in VARIANTS:
+                i += 1
             sc.servers = [*sc.servers[:i], name, *sc.servers[i:]]

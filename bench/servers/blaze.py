@@ -9,6 +9,11 @@ The harness sets BENCH_BLAZE_ROOT to the tree whose blaze_green this process mus
 in gunicorn workers) it exits with an error when blaze_green came from anywhere else.
 Only public API, and it works with both the old `app.connections(path)` (a list of
 sessions) and the new one (a count).
+
+BENCH_BLAZE_METRICS=0 (the server blaze_nometrics, `--metrics-off`) builds the app with
+`App(..., metrics=False)` and exits with an error unless `app.stats()` is then empty. The
+keyword is passed only then: older trees (`--baseline`) have no `metrics` option. Unset or
+"1": the package's default (metrics on).
 """
 
 import os
@@ -31,7 +36,17 @@ if _ROOT:
         )
 print(f"blaze.py: blaze_green from {_FILE}", file=sys.stderr, flush=True)
 
-app = App(allowed_origins="*", max_message_size=4 << 20, ping_interval=None)
+_METRICS = os.environ.get("BENCH_BLAZE_METRICS", "1")
+if _METRICS not in ("0", "1"):
+    sys.exit(f"blaze.py: FATAL: BENCH_BLAZE_METRICS={_METRICS!r}: expected 0 or 1")
+options = dict(allowed_origins="*", max_message_size=4 << 20, ping_interval=None)
+if _METRICS == "0":
+    options["metrics"] = False  # only when asked: older trees' App has no such keyword
+app = App(**options)
+if _METRICS == "0":
+    if app.stats():
+        sys.exit("blaze.py: FATAL: App(metrics=False) still counts (app.stats() is not empty)")
+    print("blaze.py: metrics off (App(metrics=False))", file=sys.stderr, flush=True)
 
 
 @app.get("/hello")
