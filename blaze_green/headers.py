@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, overload
 
 __all__ = ["RequestHeaders", "MAX_HEADER_LINE", "MAX_HEADERS"]
 
 MAX_HEADER_LINE = 65536  # http.client's limit
 MAX_HEADERS = 100  # http.client's limit
+_T = TypeVar("_T")
 _END = (b"\r\n", b"\n", b"")
 # RFC 9110: the name is a token; the value has no CR, LF or NUL; surrounding blanks are not in it
 _FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\0]*?)[ \t]*\r?\n?\Z")
@@ -52,6 +53,11 @@ class RequestHeaders:
                 self.status = f"Invalid header line: {line[:100]!r}"
                 return
             items.append((field[1].decode("latin-1"), field[2].decode("latin-1")))
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: _T) -> str | _T: ...
 
     def get(self, name: str, default: Any = None) -> Any:
         name = name.lower()

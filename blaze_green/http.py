@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
@@ -72,7 +72,7 @@ class Headers(Mapping[str, str]):
         return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
     def __getitem__(self, name: str) -> str:
-        value = self._environ.get(self._key(name))
+        value: str | None = self._environ.get(self._key(name))
         if value is None:
             raise KeyError(name)
         return value
@@ -146,7 +146,7 @@ class Request:
 
     @property
     def content_type(self) -> str:
-        return self.environ.get("CONTENT_TYPE", "")
+        return self.environ.get("CONTENT_TYPE", "")  # type: ignore[no-any-return]
 
     @property
     def data(self) -> bytes:
@@ -157,7 +157,7 @@ class Request:
 
     def _read_body(self) -> bytes:
         limit = self.max_body_size
-        stream = self.environ.get("wsgi.input")
+        stream: IO[bytes] | None = self.environ.get("wsgi.input")
         length_header = self.environ.get("CONTENT_LENGTH") or ""
         chunked = self.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
         if length_header:

@@ -179,6 +179,7 @@ def merge(snapshots: list[dict[str, Any]], live: list[bool]) -> dict[str, Any]:
         "processes": len(snapshots),
         "live_processes": sum(live),
     }  # fmt: skip
+    key: str | tuple[str, str]  # a histogram's name, then an HTTP (method, route)
     brokers = []
     for snap, alive in zip(snapshots, live, strict=True):
         sessions = snap["sessions"]

@@ -59,7 +59,7 @@ class Json:
     __hash__ = None  # type: ignore[assignment]  # mutable payload
 
 
-_SIMPLE_FIELDS: dict[Any, type[fields.Field]] = {
+_SIMPLE_FIELDS: dict[Any, type[fields.Field[Any]]] = {
     str: fields.String,
     int: fields.Integer,
     float: fields.Float,
@@ -72,7 +72,7 @@ _SIMPLE_FIELDS: dict[Any, type[fields.Field]] = {
 }
 
 
-def _field_for(tp: Any, *, required: bool, default: Any = dataclasses.MISSING) -> fields.Field:
+def _field_for(tp: Any, *, required: bool, default: Any = dataclasses.MISSING) -> fields.Field[Any]:
     """A marshmallow field for one type hint (unknown hints accept any JSON value)."""
     kwargs: dict[str, Any] = {"required": required}
     if default is not dataclasses.MISSING:
@@ -102,7 +102,7 @@ def _build_schema(cls: type, names: tuple[str, ...]) -> Schema:
         hints = typing.get_type_hints(cls)
     except Exception:  # forward references that cannot resolve: fall back to "any value"
         hints = {}
-    declared: dict[str, fields.Field] = {}
+    declared: dict[str, fields.Field[Any]] = {}
     if dataclasses.is_dataclass(cls) and not names:
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
@@ -118,7 +118,7 @@ def _build_schema(cls: type, names: tuple[str, ...]) -> Schema:
         for name in names:
             declared[name] = _field_for(hints.get(name, Any), required=True)
     schema_cls = Schema.from_dict(declared, name=f"{cls.__name__}Schema")
-    schema_cls.Meta.unknown = RAISE  # type: ignore[attr-defined]
+    schema_cls.Meta.unknown = RAISE
     return schema_cls()
 
 
@@ -153,7 +153,7 @@ def is_model(cls_or_obj: Any) -> bool:
 
 
 def schema_of(cls: type) -> Schema:
-    schema = getattr(cls, _SCHEMA_ATTR, None)
+    schema: Schema | None = getattr(cls, _SCHEMA_ATTR, None)
     if schema is None:
         raise ModelError(f"{cls.__name__} is not a model: decorate it with @model")
     return schema

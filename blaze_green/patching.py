@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import cast
 
 from gevent import monkey
 
@@ -24,7 +25,7 @@ class PatchWarning(UserWarning):
 
 
 def is_patched() -> bool:
-    return monkey.is_module_patched("socket") and monkey.is_module_patched("threading")
+    return cast(bool, monkey.is_module_patched("socket") and monkey.is_module_patched("threading"))
 
 
 def warn_preimported(modules: tuple[str, ...]) -> None:

@@ -201,5 +201,5 @@ class _SnapshotCollector:
 def exposition(snapshot: dict[str, Any]) -> bytes:
     """The Prometheus text format of `snapshot`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    registry.register(_SnapshotCollector(snapshot))
     return generate_latest(registry)

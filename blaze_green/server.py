@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 import gevent.socket
@@ -50,7 +50,7 @@ def http_date() -> bytes:
 _date: tuple[int, bytes] = (-1, b"")
 
 
-class UpgradeHandler(WebSocketHandler):
+class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
     """pywsgi handler: TCP_NODELAY, each response in one write, upgrades decided by the app."""
 
     _upgraded = False
@@ -106,7 +106,7 @@ class UpgradeHandler(WebSocketHandler):
         # handler, its greenlet, buffers and parsed headers go away: ~6 KiB per idle session
         # instead of ~17.
         session_sock = sock.dup()
-        self.socket = None
+        self.socket: Any = None
         return session_sock, initial
 
     def process_result(self) -> None:
@@ -139,7 +139,7 @@ class UpgradeHandler(WebSocketHandler):
     def finalize_headers(self) -> None:
         if self.provided_date is None:
             self.response_headers.append((b"Date", http_date()))
-            self.provided_date = "yes"  # so pywsgi does not format its own
+            self.provided_date: Any = "yes"  # so pywsgi does not format its own
         super().finalize_headers()
 
     def _sendall(self, data: bytes | bytearray) -> None:
@@ -194,7 +194,7 @@ class Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.wsgi.address
+        return cast("tuple[str, int]", self.wsgi.address)
 
     def start(self) -> None:
         self.wsgi.start()

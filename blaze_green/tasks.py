@@ -10,7 +10,7 @@ import datetime
 import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import gevent
 from gevent import Greenlet, GreenletExit
@@ -22,6 +22,8 @@ __all__ = ["Task", "task", "delay", "resolve", "TaskGroup"]
 
 log = logging.getLogger("blaze_green")
 
+P = ParamSpec("P")
+
 
 class Task:
     """An unstarted call `fn(*args, **kwargs)`, built by a `@task` function; pass it to
@@ -29,7 +31,9 @@ class Task:
 
     __slots__ = ("fn", "args", "kwargs")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
     @property
@@ -40,11 +44,11 @@ class Task:
         return f"<Task {self.name}>"
 
 
-def task(fn: Callable[..., Any]) -> Callable[..., Task]:
+def task(fn: Callable[P, Any]) -> Callable[P, Task]:
     """`@task def monitor_loop(app): ...` then `app.spawn(monitor_loop(app))`, as in Blaze."""
 
     @functools.wraps(fn)
-    def build(*args: Any, **kwargs: Any) -> Task:
+    def build(*args: P.args, **kwargs: P.kwargs) -> Task:
         return Task(fn, args, kwargs)
 
     build.__blaze_task__ = fn  # type: ignore[attr-defined]
@@ -79,8 +83,8 @@ def _run_logged(
 
 
 def resolve(
-    fn: Callable[..., Any] | Task, args: tuple, kwargs: dict[str, Any]
-) -> tuple[Callable[..., Any], tuple, dict[str, Any]]:
+    fn: Callable[..., Any] | Task, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
     """The call a spawn means: a `@task` call unwrapped, anything else checked."""
     if isinstance(fn, Task):
         if args or kwargs:
@@ -102,7 +106,7 @@ class TaskGroup:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
         self._pending: list[Greenlet] = []
-        self._held: list[tuple[str, Callable[..., Any], tuple, dict[str, Any]]] = []
+        self._held: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._running: set[Greenlet] = set()
         self.started = False
         self._served_before = False
@@ -118,7 +122,9 @@ class TaskGroup:
             self._held.append((name, fn, args, kwargs))
         return g
 
-    def _make(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Greenlet:
+    def _make(
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Greenlet:
         g = Greenlet(_run_logged, name, fn, args, kwargs, self._metrics)
         g.name = name
         g.link(self._running.discard)

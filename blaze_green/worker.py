@@ -28,7 +28,7 @@ __all__ = ["GeventWebSocketWorker", "GunicornHandler"]
 log = logging.getLogger("blaze_green")
 
 
-class GunicornHandler(UpgradeHandler, PyWSGIHandler):
+class GunicornHandler(UpgradeHandler, PyWSGIHandler):  # type: ignore[misc]
     """Our upgrade handler with gunicorn's access log and environ."""
 
     # gevent-websocket's handler logs requests to its own logger; gunicorn's goes to --access-log.
@@ -36,7 +36,7 @@ class GunicornHandler(UpgradeHandler, PyWSGIHandler):
     get_environ = PyWSGIHandler.get_environ
 
 
-class GeventWebSocketWorker(GeventPyWSGIWorker):
+class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc]
     wsgi_handler = GunicornHandler
 
     def _blaze_app(self) -> App | None:

@@ -550,7 +550,7 @@ class RedisBroker:
                 pipe = self._client.pipeline(transaction=True)
                 pipe.delete(self._conns_key)
                 if counts:
-                    pipe.hset(self._conns_key, mapping=counts)
+                    pipe.hset(self._conns_key, mapping=counts)  # type: ignore[arg-type]
                     pipe.pexpire(self._conns_key, ttl_ms)
                 pipe.zadd(self._nodes_key, {self.node_id: now_ms})
                 # Members whose process died long ago; their hashes have expired anyway.
@@ -586,12 +586,12 @@ class RedisBroker:
     # -- singletons -----------------------------------------------------------------------
 
     def run_singleton(
-        self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
+        self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         key = f"{self.prefix}:singleton:{name}"
         ttl_ms = int(self.lock_ttl * 1000)
         while True:
-            acquired = False
+            acquired: Any = False  # then redis-py's SET NX reply: True, or None when held
             # Right after an outage, give the holder (which renews every lock_renew seconds and
             # re-takes a key lost with Redis's data) the first chance, so two copies don't run.
             if not self._down and time.monotonic() - self._recovered_at > self.lock_renew + 1.0:
@@ -620,7 +620,7 @@ class RedisBroker:
         key: str,
         acquired_at: float,
         fn: Callable[..., Any],
-        args: tuple,
+        args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> tuple[bool, Any]:
         """Run the task while renewing the lease; (True, value) when it ended by itself,

@@ -93,6 +93,8 @@ class ClosedByServer(Exception):
 class WebSocketConnection(WebSocketSession):
     """One connection of a `WebSocketUser`, read by a greenlet of its own."""
 
+    _reader: gevent.Greenlet  # a threading.Thread in WebSocketSession
+
     def __init__(
         self,
         user: WebSocketUser,

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import BlazeGreenError
 from .util import wait_until
@@ -182,7 +182,10 @@ class ServerProcess:
 
     def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
         regex = re.compile(pattern)
-        return wait_until(lambda: regex.search(self.output), timeout, what=f"output {pattern!r}")
+        return cast(
+            "re.Match[str]",
+            wait_until(lambda: regex.search(self.output), timeout, what=f"output {pattern!r}"),
+        )
 
     @property
     def url(self) -> str:

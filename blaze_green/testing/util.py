@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["free_port", "wait_until"]
 
@@ -13,7 +13,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago (prefer --port 0 where the server supports it)."""
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return cast(int, s.getsockname()[1])
 
 
 def wait_until(
