@@ -71,6 +71,9 @@ class App:
         shutdown_timeout: float = _DEFAULTS.shutdown_timeout,
         close_timeout: float = _DEFAULTS.close_timeout,
         coalesce_window: float = _DEFAULTS.coalesce_window,
+        compression: str | None = _DEFAULTS.compression,
+        compression_threshold: int = _DEFAULTS.compression_threshold,
+        compression_level: int = _DEFAULTS.compression_level,
         broker: str | None = None,
         metrics: bool = True,
         debug: bool = False,
@@ -88,6 +91,9 @@ class App:
             shutdown_timeout=shutdown_timeout,
             close_timeout=close_timeout,
             coalesce_window=coalesce_window,
+            compression=compression,
+            compression_threshold=compression_threshold,
+            compression_level=compression_level,
             broker=broker,
             metrics=metrics,
             debug=debug,
@@ -154,7 +160,7 @@ class App:
     def get(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def get(self, path: str, handler: Handler | None = None) -> Any:
-        return self.route(path, ("GET",), handler)
+        return self.route(path, ("GET",), handler)  # type: ignore[type-var]
 
     @overload
     def post(self, path: str) -> Callable[[HandlerT], HandlerT]: ...
@@ -162,7 +168,7 @@ class App:
     def post(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def post(self, path: str, handler: Handler | None = None) -> Any:
-        return self.route(path, ("POST",), handler)
+        return self.route(path, ("POST",), handler)  # type: ignore[type-var]
 
     @overload
     def put(self, path: str) -> Callable[[HandlerT], HandlerT]: ...
@@ -170,7 +176,7 @@ class App:
     def put(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def put(self, path: str, handler: Handler | None = None) -> Any:
-        return self.route(path, ("PUT",), handler)
+        return self.route(path, ("PUT",), handler)  # type: ignore[type-var]
 
     @overload
     def patch(self, path: str) -> Callable[[HandlerT], HandlerT]: ...
@@ -178,7 +184,7 @@ class App:
     def patch(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def patch(self, path: str, handler: Handler | None = None) -> Any:
-        return self.route(path, ("PATCH",), handler)
+        return self.route(path, ("PATCH",), handler)  # type: ignore[type-var]
 
     @overload
     def delete(self, path: str) -> Callable[[HandlerT], HandlerT]: ...
@@ -186,7 +192,7 @@ class App:
     def delete(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def delete(self, path: str, handler: Handler | None = None) -> Any:
-        return self.route(path, ("DELETE",), handler)
+        return self.route(path, ("DELETE",), handler)  # type: ignore[type-var]
 
     # -- WebSocket routes -----------------------------------------------------------------
 
@@ -360,7 +366,7 @@ class App:
         if exc.status == 413:
             # Don't drain a body we refused: answer and close the connection instead.
             headers.append(("Connection", "close"))
-            stream = environ.get("wsgi.input")
+            stream: Any = environ.get("wsgi.input")
             if hasattr(stream, "position") and hasattr(stream, "content_length"):
                 stream.content_length = stream.position
         return status, headers, body
@@ -409,6 +415,9 @@ class App:
             subprotocol = handshake.select_subprotocol(
                 environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL"), route.subprotocols
             )
+            deflate = None
+            if config.compression == "deflate":
+                deflate = handshake.select_deflate(environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS"))
         except HTTPError as exc:
             if reserved:
                 runtime.release()
@@ -425,7 +434,7 @@ class App:
             start_response(status, headers)
             return [body]
         try:
-            sock, initial = upgrade(handshake.response_headers(key, subprotocol))
+            sock, initial = upgrade(handshake.response_headers(key, subprotocol, deflate))
         except BaseException:
             runtime.release()
             raise
@@ -442,6 +451,7 @@ class App:
             user_data,
             params,
             route_obj.pattern,
+            deflate,
         )
         runtime.register(ws)
         ws.start(initial)  # the session's own greenlet: its reader

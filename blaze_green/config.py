@@ -35,6 +35,9 @@ class Config:
     shutdown_timeout: float = 10.0
     close_timeout: float = 5.0
     coalesce_window: float = 0.002
+    compression: str | None = "deflate"
+    compression_threshold: int = 128
+    compression_level: int = 6
     broker: str | None = None
     metrics: bool = True
     debug: bool = False
@@ -50,6 +53,15 @@ class Config:
         _seconds("close_timeout", self.close_timeout)
         _seconds("coalesce_window", self.coalesce_window)
         _origins(self.allowed_origins)
+        if self.compression not in ("deflate", None):
+            raise ValueError(
+                f"compression must be 'deflate' (permessage-deflate) or None, "
+                f"not {self.compression!r}"
+            )
+        _count("compression_threshold", self.compression_threshold, minimum=0)
+        _count("compression_level", self.compression_level, minimum=1)
+        if self.compression_level > 9:
+            raise ValueError(f"compression_level must be 1-9, got {self.compression_level}")
         if self.broker is not None:
             _broker_url(self.broker)
         for name in ("metrics", "debug"):

@@ -33,8 +33,8 @@ from .metrics import Metrics, merge
 from .metrics_files import SnapshotFiles
 from .models import encode_message
 from .tasks import Task, TaskGroup, resolve
-from .ws.frames import encode_frame
 from .ws.lifecycle import Ending
+from .ws.outgoing import Compressors, OutgoingMessage
 from .ws.registry import Registry
 from .ws.writes import WriteScheduler
 
@@ -65,6 +65,7 @@ class Runtime:
         self.metrics: Metrics | None = Metrics() if config.metrics else None
         self.registry = Registry()
         self.writes = WriteScheduler(config.coalesce_window, self.metrics)
+        self.compressors = Compressors(config.compression_level, config.compression_threshold)
         self.tasks = TaskGroup(self.metrics)
         self.broker: Broker | None = None
         self._on_start: list[Callable[[], Any]] = []
@@ -216,10 +217,10 @@ class Runtime:
         """Serialize once, frame once, deliver to this process's sessions on `path` and
         publish for the others (see App.broadcast)."""
         opcode, payload = encode_message(data)
-        frame = encode_frame(opcode, payload)
+        message = OutgoingMessage(opcode, payload, self.compressors)
         hub_thread = self._hub_thread
         if hub_thread is None or _os_thread_id() == hub_thread:
-            return self._deliver(path, opcode, payload, frame, exclude)
+            return self._deliver(path, message, exclude)
         # An OS thread: hand the delivery to the server's hub and wait for the count.
         result: list[int] = []
         done = _os_lock()
@@ -227,7 +228,7 @@ class Runtime:
 
         def deliver() -> None:
             try:
-                result.append(self._deliver(path, opcode, payload, frame, exclude))
+                result.append(self._deliver(path, message, exclude))
             finally:
                 done.release()
 
@@ -238,19 +239,19 @@ class Runtime:
             )
         return result[0] if result else 0
 
-    def _deliver(self, path: str, opcode: int, payload: bytes, frame: bytes, exclude: Any) -> int:
+    def _deliver(self, path: str, message: OutgoingMessage, exclude: Any) -> int:
         m = self.metrics
         if m is None:
-            n = self.registry.deliver(path, frame, exclude)
+            n = self.registry.deliver(path, message, exclude)
         else:
-            n = self.registry.deliver(path, frame, exclude, time.monotonic())
+            n = self.registry.deliver(path, message, exclude, time.monotonic())
             m.broadcasts += 1
             m.deliveries += n
             m.messages_sent += n
-            m.payload_bytes_sent += n * len(payload)
+            m.payload_bytes_sent += n * len(message.payload)
         self.writes.flush_if_due()
         if self.broker is not None:
-            self.broker.publish(path, opcode, payload)
+            self.broker.publish(path, message.opcode, message.payload)
         return n
 
     # -- the broker's view (BrokerHost) ------------------------------------------------------
@@ -263,7 +264,7 @@ class Runtime:
 
     def deliver_remote(self, path: str, opcode: int, payload: bytes | memoryview) -> int:
         """A message another process broadcast: frame it once, hand it to the local sessions."""
-        n = self.registry.deliver(path, encode_frame(opcode, payload))
+        n = self.registry.deliver(path, OutgoingMessage(opcode, bytes(payload), self.compressors))
         m = self.metrics
         if m is not None:
             m.deliveries += n

@@ -187,8 +187,10 @@ class TestClient:
         subprotocols: Iterable[str] | None = None,
         *,
         timeout: float | None = None,
+        compression: bool = False,
     ) -> WebSocketSession:
-        """Open a WebSocket session on `path` (query string allowed)."""
+        """Open a WebSocket session on `path` (query string allowed); `compression=True`
+        offers permessage-deflate as browsers do (`ws.compression` says if it was accepted)."""
         sock, response_headers, initial = open_websocket(
             self.host,
             self.port,
@@ -196,6 +198,7 @@ class TestClient:
             headers=headers,
             subprotocols=subprotocols,
             timeout=self.timeout if timeout is None else timeout,
+            compression=compression,
         )
         ws = WebSocketSession(sock, path, response_headers, initial)
         self._sessions.add(ws)

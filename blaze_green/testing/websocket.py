@@ -15,10 +15,11 @@ import queue
 import socket
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..errors import BlazeGreenError, ConnectionClosed
 from ..models import dumps, encode_message
+from ..ws.extensions import EXTENSION, parse_extensions
 from ..ws.frames import (
     OP_CLOSE,
     OP_PING,
@@ -32,6 +33,7 @@ from ..ws.frames import (
     encode_frame,
 )
 from ..ws.handshake import accept_key
+from ..ws.outgoing import RSV1, SharedCompressor
 
 __all__ = [
     "WebSocketClosed",
@@ -109,8 +111,10 @@ def open_websocket(
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     subprotocols: Iterable[str] | None = None,
     timeout: float = 10.0,
+    compression: bool = False,
 ) -> tuple[socket.socket, dict[str, str], bytes]:
-    """Connect and complete the opening handshake.
+    """Connect and complete the opening handshake. `compression`: offer permessage-deflate
+    as browsers do (`permessage-deflate; client_max_window_bits`).
 
     Returns (socket, response headers with lower-case names, bytes read past the headers).
     Raises `WebSocketRejected` for a non-101 answer, `ConnectionError` for a bad 101.
@@ -134,6 +138,8 @@ def open_websocket(
         put("Sec-WebSocket-Version", "13")
         if subprotocols:
             put("Sec-WebSocket-Protocol", ", ".join(subprotocols))
+        if compression:
+            put("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
         items = headers.items() if isinstance(headers, Mapping) else (headers or ())
         for name, value in items:
             put(name, str(value))
@@ -192,7 +198,20 @@ class WebSocketSession:
         self.close_code: int | None = None
         self.close_reason = ""
         self._sock = sock
-        self._parser = FrameParser(max_message_size=max_message_size, expect_masked=False)
+        # permessage-deflate, if the server accepted it: what it answered decides how we
+        # inflate (with its context, unless it said server_no_context_takeover).
+        accepted = parse_extensions(headers.get("sec-websocket-extensions", ""))
+        deflate = next((params for name, params in accepted if name == EXTENSION), None)
+        self.compression: bool = deflate is not None
+        names = {name for name, _ in deflate or ()}
+        self._parser = FrameParser(
+            max_message_size=max_message_size,
+            expect_masked=False,
+            deflate=self.compression,
+            inflate_context="server_no_context_takeover" not in names,
+        )
+        # Our messages are compressed on their own (no context), which is always allowed.
+        self._compressor = SharedCompressor() if self.compression else None
         self._messages: queue.Queue[Any] = queue.Queue()
         self._send_lock = threading.Lock()
         self._close_sent = False
@@ -276,7 +295,11 @@ class WebSocketSession:
     # -- writing ------------------------------------------------------------------------------
 
     def _send_frame(self, opcode: int, payload: bytes, closing: bool = False) -> int:
-        frame = encode_frame(opcode, payload, mask=os.urandom(4))
+        if self._compressor is not None and opcode < 8 and payload:
+            data = self._compressor.compress(payload)
+            frame = encode_frame(opcode, data, mask=os.urandom(4), rsv=RSV1)
+        else:
+            frame = encode_frame(opcode, payload, mask=os.urandom(4))
         with self._send_lock:
             if self._close_sent:
                 raise WebSocketClosed(self.close_code, self.close_reason)
@@ -311,7 +334,7 @@ class WebSocketSession:
         if item is _CLOSED:
             self._messages.put(_CLOSED)  # stays closed for the next call
             raise WebSocketClosed(self.close_code, self.close_reason)
-        return item
+        return cast("str | bytes", item)
 
     def receive_text(self, timeout: float | None = 5.0) -> str:
         message = self.receive(timeout)

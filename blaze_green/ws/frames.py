@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import codecs
 import struct
+import zlib
+from collections.abc import Callable
 from typing import Any, Final, TypeAlias
+
+from .extensions import MessageInflater
 
 __all__ = [
     "OP_BINARY",
@@ -150,6 +154,7 @@ _XOR_TABLES: Final = [bytes(b ^ k for b in range(256)) for k in range(256)]
 # (measured: even at 512 B, 1.3x faster at 2 KiB, 2x at 1 MiB, where the int conversions cost).
 _INT_MASK_MAX: Final = 512
 
+_c_apply_mask: Callable[[BytesLike, bytes | bytearray], bytes] | None
 
 try:
     # Optional C speedup (pip install blaze-green[speedups]): websockets' apply_mask unmasks at
@@ -284,38 +289,64 @@ class FrameParser:
     on the first violation; the parser is then dead and every later feed() raises a
     ProtocolError with the same code and reason again. After a Close event the rest of the
     input is ignored and later feed() calls return [].
+
+    With ``deflate`` (permessage-deflate negotiated, RFC 7692) RSV1 on the first frame of a data
+    message means the message is compressed; it is inflated as it arrives, never past
+    ``max_message_size`` bytes of output. ``inflate_context``: the peer compresses with context
+    takeover (one inflater for every message); off, each message is inflated on its own.
+
+    A text frame, and a compressed frame, is processed as its payload arrives (unmasked,
+    inflated, UTF-8 checked piece by piece), so invalid data fails in the feed that carries it
+    and a compression bomb stops at the limit; other frames are joined once when complete.
     """
 
     __slots__ = (
         "_max",
         "_mask_bit",
+        "_rsv_allowed",
+        "_context",
         "_tail",
         "_need",
         "_pieces",
         "_f_b0",
         "_f_mask",
+        "_f_stream",
+        "_f_offset",
         "_msg_opcode",
         "_msg_size",
         "_msg_parts",
         "_decoder",
+        "_inflater",
         "_done",
         "_error",
     )
 
-    def __init__(self, max_message_size: int | None = 1 << 20, expect_masked: bool = True) -> None:
+    def __init__(
+        self,
+        max_message_size: int | None = 1 << 20,
+        expect_masked: bool = True,
+        deflate: bool = False,
+        inflate_context: bool = False,
+    ) -> None:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 or None")
         self._max = max_message_size
         self._mask_bit = 0x80 if expect_masked else 0
+        self._rsv_allowed = 0x40 if deflate else 0  # RSV1: "this message is compressed"
+        # One inflater for every message when the peer keeps its compression context.
+        self._context: Any = zlib.decompressobj(-15) if deflate and inflate_context else None
         self._tail = b""  # start of a header that has not fully arrived yet
         self._need = 0  # payload bytes the current frame still misses (0: expecting a header)
         self._pieces: list[bytes | memoryview] = []  # payload of the current frame so far
         self._f_b0 = 0  # first header byte (FIN + opcode) of the frame whose payload we await
         self._f_mask: bytes | None = None
-        self._msg_opcode = 0  # OP_TEXT / OP_BINARY while a fragmented message is open, else 0
-        self._msg_size = 0  # payload bytes of the open fragmented message (0 when none)
+        self._f_stream = False  # that frame's payload is processed as it arrives
+        self._f_offset = 0  # payload bytes of that frame processed so far (for the mask)
+        self._msg_opcode = 0  # OP_TEXT / OP_BINARY while a message spans frames or feeds
+        self._msg_size = 0  # payload bytes of that message on the wire so far
         self._msg_parts: list[Any] = []  # str pieces for text, bytes for binary
         self._decoder = _Utf8Decoder()
+        self._inflater: MessageInflater | None = None  # the current compressed message's
         self._done = False  # a Close event was returned or an error raised
         self._error: ProtocolError | None = None
 
@@ -336,30 +367,41 @@ class FrameParser:
             need = self._need
             if need:
                 n = len(data)
-                if n < need:
-                    if n:
-                        self._pieces.append(data)
-                        self._need = need - n
-                    return events
-                pieces = self._pieces
-                pieces.append(memoryview(data)[:need])
-                self._pieces = []
-                self._need = 0
-                b0 = self._f_b0
-                if self._f_mask is None:
-                    payload: bytes | bytearray = b"".join(pieces)
-                elif _c_apply_mask is not None:
-                    payload = _c_apply_mask(b"".join(pieces), self._f_mask)
+                if self._f_stream:
+                    if n < need:
+                        if n:
+                            self._need = need - n
+                            self._stream(data, False)
+                        return events
+                    self._need = 0
+                    self._stream(memoryview(data)[:need], True)
+                    if self._f_b0 & 0x80:
+                        self._end_message(events)
+                    pos = need
                 else:
-                    # One copy joins the pieces; unmasking then happens in place.
-                    payload = bytearray().join(pieces)
-                    _unmask_inplace(payload, self._f_mask)
-                    if not self._is_text(b0):
-                        payload = bytes(payload)  # events carry bytes; text is decoded as is
-                self._frame(b0, payload, events)
-                if self._done:
-                    return events
-                pos = need
+                    if n < need:
+                        if n:
+                            self._pieces.append(data)
+                            self._need = need - n
+                        return events
+                    pieces = self._pieces
+                    pieces.append(memoryview(data)[:need])
+                    self._pieces = []
+                    self._need = 0
+                    mask = self._f_mask
+                    if mask is None:
+                        payload: bytes | bytearray = b"".join(pieces)
+                    elif _c_apply_mask is not None:
+                        payload = _c_apply_mask(b"".join(pieces), mask)
+                    else:
+                        # One copy joins the pieces; unmasking then happens in place.
+                        payload = bytearray().join(pieces)
+                        _unmask_inplace(payload, mask)
+                        payload = bytes(payload)  # events carry bytes
+                    self._frame(self._f_b0, payload, events)
+                    if self._done:
+                        return events
+                    pos = need
             else:
                 tail = self._tail
                 if tail:
@@ -387,10 +429,17 @@ class FrameParser:
             b0 = data[pos]
             b1 = data[pos + 1]
             opcode = b0 & 0x0F
-            # RFC 6455 5.2: RSV1-3 must be 0 unless an extension gives them a meaning (none is
-            # negotiated).
-            if b0 & 0x70:
-                raise ProtocolError(1002, "reserved bits set")
+            # RFC 6455 5.2: RSV1-3 must be 0 unless an extension gives them a meaning;
+            # RFC 7692 6: permessage-deflate gives RSV1 one, on the first frame of a data
+            # message only.
+            rsv = b0 & 0x70
+            if rsv:
+                if rsv != self._rsv_allowed:
+                    raise ProtocolError(1002, "reserved bits set")
+                if opcode == OP_CONT:
+                    raise ProtocolError(1002, "RSV1 set on a continuation frame")
+                if opcode & 0x8:
+                    raise ProtocolError(1002, "RSV1 set on a control frame")
             # RFC 6455 5.1: a server must fail unmasked frames, a client masked ones.
             if b1 & 0x80 != mask_bit:
                 raise ProtocolError(1002, "unmasked frame" if mask_bit else "masked frame")
@@ -432,10 +481,13 @@ class FrameParser:
                     hlen = 10
             # RFC 6455 10.4 / 7.4.1 (1009): refuse an oversized message from its header alone,
             # counting the fragments already received, before buffering any of its payload.
-            if max_size is not None and self._msg_size + length > max_size and opcode < 8:
-                raise ProtocolError(
-                    1009, f"message of {self._msg_size + length} bytes exceeds {max_size}"
-                )
+            # A compressed message is held to its inflated size as it inflates; its wire size
+            # gets the slack of deflate's worst case (stored blocks) on top.
+            if opcode < 8 and max_size is not None:
+                total = self._msg_size + length if opcode == OP_CONT else length
+                compressed = rsv or (opcode == OP_CONT and self._inflater is not None)
+                if total > (max_size + (max_size >> 6) + 1024 if compressed else max_size):
+                    raise ProtocolError(1009, f"message of {total} bytes exceeds {max_size}")
             start = pos + hlen
             if mask_bit:
                 if avail < hlen + 4:
@@ -445,12 +497,27 @@ class FrameParser:
             else:
                 mask = None
             end = start + length
+            if opcode < 8 and b0 != 0x81 and b0 != 0x82 or end > n and opcode < 8:
+                # Not a whole single-frame message: it is or joins a message spanning frames.
+                if opcode:
+                    self._start_message(opcode, rsv, length)
+                else:
+                    self._msg_size += length
             if end > n:
-                # The payload spans feeds: keep views of what arrived, join once when complete.
+                # The payload spans feeds: text and compressed payloads are processed as they
+                # arrive; others are kept as zero-copy views and joined once when complete.
                 self._f_b0 = b0
                 self._f_mask = mask
                 self._need = end - n
-                self._pieces = [memoryview(data)[start:]] if start < n else []
+                if opcode < 8 and (self._msg_opcode == OP_TEXT or self._inflater is not None):
+                    self._f_stream = True
+                    self._f_offset = 0
+                    self._pieces = []
+                    if start < n:
+                        self._stream(memoryview(data)[start:], False)
+                else:
+                    self._f_stream = False
+                    self._pieces = [memoryview(data)[start:]] if start < n else []
                 return
             pos = end
             if mask is None or not length:
@@ -465,7 +532,7 @@ class FrameParser:
                     payload = bytes(payload)
             # Fast path: a whole message in one frame (RSV bits are known to be 0 here).
             if b0 == 0x82:
-                append(Message(payload))
+                append(Message(payload))  # type: ignore[arg-type]  # bytes: not text
             elif b0 == 0x81:
                 try:
                     append(Message(payload.decode("utf-8")))
@@ -483,53 +550,79 @@ class FrameParser:
         opcode = b0 & 0x0F
         return opcode == OP_TEXT or (opcode == OP_CONT and self._msg_opcode == OP_TEXT)
 
+    # -- messages spanning frames or feeds -------------------------------------------------
+
+    def _start_message(self, opcode: int, compressed: int, length: int) -> None:
+        self._msg_opcode = opcode
+        self._msg_size = length
+        self._msg_parts = []
+        if opcode == OP_TEXT:
+            self._decoder.reset()
+        if compressed:
+            self._inflater = MessageInflater(self._max, self._context)
+
+    def _stream(self, piece: bytes | memoryview, frame_complete: bool) -> None:
+        """The next piece of a streamed frame's payload, in order."""
+        mask = self._f_mask
+        if mask is not None:
+            k = self._f_offset & 3
+            if k:  # the piece starts k bytes into the 4-byte mask cycle
+                mask = mask[k:] + mask[:k]
+            raw: bytes | memoryview = apply_mask(piece, mask)
+        else:
+            raw = piece
+        self._f_offset += len(piece)
+        self._message_data(raw, frame_complete and bool(self._f_b0 & 0x80))
+
+    def _message_data(self, data: BytesLike, last: bool) -> None:
+        """Unmasked payload of the current message, in order; `last`: its end."""
+        inflater = self._inflater
+        if inflater is not None:
+            try:
+                data = inflater.inflate(data, last)
+            except MessageInflater.TooBig:
+                raise ProtocolError(
+                    1009, f"message inflates to more than {self._max} bytes"
+                ) from None
+            except zlib.error:
+                # The frames are well formed but the message is not valid for its encoding.
+                raise ProtocolError(1007, "invalid permessage-deflate data") from None
+        if self._msg_opcode == OP_TEXT:
+            self._msg_parts.append(self._decode(data, last))
+        else:
+            self._msg_parts.append(data if type(data) is bytes else bytes(data))
+
+    def _end_message(self, events: list[Event]) -> None:
+        parts = self._msg_parts
+        if len(parts) == 1:
+            data = parts[0]
+        else:
+            data = "".join(parts) if self._msg_opcode == OP_TEXT else b"".join(parts)
+        events.append(Message(data))
+        self._msg_opcode = 0
+        self._msg_size = 0
+        self._msg_parts = []
+        self._inflater = None
+
     def _frame(self, b0: int, payload: bytes | bytearray, events: list[Event]) -> None:
         """Handle a complete frame whose header already passed the checks in _parse."""
         opcode = b0 & 0x0F
-        fin = b0 & 0x80
-        if opcode == OP_CONT:
-            self._msg_size += len(payload)
-            if self._msg_opcode == OP_TEXT:
-                self._msg_parts.append(self._decode(payload, fin))
-            else:
-                self._msg_parts.append(payload)
+        if opcode < 8:
+            fin = bool(b0 & 0x80)
+            self._message_data(payload, fin)
             if fin:
-                parts = self._msg_parts
-                data = "".join(parts) if self._msg_opcode == OP_TEXT else b"".join(parts)
-                events.append(Message(data))
-                self._msg_opcode = 0
-                self._msg_size = 0
-                self._msg_parts = []
-        elif opcode == OP_TEXT:
-            if fin:
-                try:
-                    events.append(Message(payload.decode("utf-8")))
-                except UnicodeDecodeError:
-                    # RFC 6455 8.1: a text message must be valid UTF-8.
-                    raise ProtocolError(1007, "invalid UTF-8 in text message") from None
-            else:
-                self._decoder.reset()
-                self._msg_parts = [self._decode(payload, False)]
-                self._msg_opcode = OP_TEXT
-                self._msg_size = len(payload)
-        elif opcode == OP_BINARY:
-            if fin:
-                events.append(Message(payload))
-            else:
-                self._msg_parts = [payload]
-                self._msg_opcode = OP_BINARY
-                self._msg_size = len(payload)
+                self._end_message(events)
         elif opcode == OP_PING:
-            events.append(Ping(payload))
+            events.append(Ping(bytes(payload)))
         elif opcode == OP_PONG:
-            events.append(Pong(payload))
+            events.append(Pong(bytes(payload)))
         else:
-            events.append(self._close(payload))
+            events.append(self._close(bytes(payload)))
             self._done = True  # RFC 6455 5.5.1: nothing more is read after a close frame
 
-    def _decode(self, payload: bytes | bytearray, final: int | bool) -> str:
+    def _decode(self, payload: BytesLike, final: int | bool) -> str:
         # RFC 6455 8.1: a text message must be valid UTF-8. The incremental decoder keeps a code
-        # point split across fragments pending and raises as soon as a fragment is invalid.
+        # point split across pieces pending and raises as soon as a piece is invalid.
         decoder = self._decoder
         try:
             text = decoder.decode(payload, bool(final))
@@ -538,7 +631,7 @@ class FrameParser:
         if not final:
             pending = decoder.getstate()[0]
             # CPython keeps a truncated UTF-16 surrogate (ED A0-BF) pending instead of failing;
-            # no continuation can make it valid, so fail now rather than at the next fragment.
+            # no continuation can make it valid, so fail now rather than at the next piece.
             if len(pending) > 1 and pending[0] == 0xED and pending[1] > 0x9F:
                 raise ProtocolError(1007, "invalid UTF-8 in text message")
         return text

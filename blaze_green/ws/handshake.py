@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..config import OriginPolicy
 from ..http import HTTPError, Request
+from .extensions import Deflate, ExtensionHeaderError, negotiate_deflate
 
 __all__ = [
     "GUID",
@@ -23,6 +24,7 @@ __all__ = [
     "is_upgrade_request",
     "validate",
     "origin_allowed",
+    "select_deflate",
     "select_subprotocol",
     "response_headers",
 ]
@@ -41,7 +43,7 @@ def accept_key(key: str) -> str:
 
 
 def is_upgrade_request(environ: dict[str, Any]) -> bool:
-    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"  # type: ignore[no-any-return]
 
 
 def _bad(message: str) -> HTTPError:
@@ -61,7 +63,7 @@ def validate(environ: dict[str, Any]) -> str:
     if version != "13":
         shown = version or "missing"
         raise _bad(f"Sec-WebSocket-Version {shown} is not supported; use 13 (RFC 6455)")
-    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    key: str = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
         raw = base64.b64decode(key.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
@@ -114,7 +116,18 @@ def select_subprotocol(offered_header: str | None, accepted: Iterable[str] | Non
     return None
 
 
-def response_headers(key: str, subprotocol: str | None) -> list[tuple[str, str]]:
+def select_deflate(header: str | None) -> Deflate | None:
+    """The permessage-deflate parameters to accept (RFC 7692), or None; 400 for a header that
+    does not parse (RFC 6455 9.1)."""
+    try:
+        return negotiate_deflate(header)
+    except ExtensionHeaderError as exc:
+        raise _bad(f"malformed Sec-WebSocket-Extensions header: {exc}") from None
+
+
+def response_headers(
+    key: str, subprotocol: str | None, deflate: Deflate | None = None
+) -> list[tuple[str, str]]:
     headers = [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
@@ -122,4 +135,6 @@ def response_headers(key: str, subprotocol: str | None) -> list[tuple[str, str]]
     ]
     if subprotocol:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    if deflate is not None:
+        headers.append(("Sec-WebSocket-Extensions", deflate.response()))
     return headers

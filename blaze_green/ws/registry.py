@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gevent import monkey
 
 if TYPE_CHECKING:
+    from .outgoing import OutgoingMessage
     from .session import WebSocket
 
 __all__ = ["Registry"]
@@ -85,8 +86,12 @@ class Registry:
             out.extend(self.sessions(path))
         return out
 
-    def deliver(self, path: str, frame: bytes, exclude: Any = None, sample: float = 0.0) -> int:
-        """Hand one pre-built frame to every open session on `path`; returns how many took it.
+    def deliver(
+        self, path: str, message: OutgoingMessage, exclude: Any = None, sample: float = 0.0
+    ) -> int:
+        """Hand one message's frame to every open session on `path` (the plain frame, or the
+        compressed one for sessions with permessage-deflate, each built once and shared);
+        returns how many took it.
 
         `sample` (a time.monotonic() stamp): the last session that took the frame measures
         how long the frame waited until it was written (the broadcast latency metric)."""
@@ -96,7 +101,15 @@ class Registry:
             targets = [s for s in targets if id(s) not in skip]
         n = 0
         last = None
+        plain: bytes | None = None
         for ws in targets:
+            deflate = ws.deflate
+            if deflate is None:
+                if plain is None:
+                    plain = message.plain
+                frame = plain
+            else:
+                frame = message.frame_for(deflate)
             if ws.queue_frame(frame):
                 n += 1
                 last = ws
@@ -108,6 +121,6 @@ class Registry:
 def _as_iterable(exclude: Any) -> Iterable[Any]:
     """`exclude` is one session or an iterable of sessions (a session is not iterable)."""
     try:
-        return iter(exclude)
+        return iter(exclude)  # type: ignore[no-any-return]
     except TypeError:
         return (exclude,)

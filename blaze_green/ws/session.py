@@ -34,6 +34,7 @@ from ..config import Config
 from ..errors import ConnectionClosed
 from ..metrics import Metrics
 from ..models import encode_message
+from .extensions import Deflate
 from .frames import (
     OP_CLOSE,
     OP_PING,
@@ -49,6 +50,7 @@ from .frames import (
     is_valid_close_code,
 )
 from .lifecycle import NORMAL_CLOSE_CODES, CloseCode, Ending, Initiator, Plan, State, plan_for
+from .outgoing import Compressors
 from .writes import WriteScheduler
 
 __all__ = ["WebSocket", "WebSocketHandlers", "SessionHost"]
@@ -79,6 +81,9 @@ class SessionHost(Protocol):
     @property
     def metrics(self) -> Metrics | None: ...
 
+    @property
+    def compressors(self) -> Compressors: ...
+
     def session_left(self, ws: WebSocket) -> None:
         """`ws` is closing early (overflow): take it out of the registry now."""
 
@@ -98,6 +103,7 @@ class WebSocket:
 
     # Set when the session starts to end; class defaults keep idle sessions small.
     ending: Ending | None = None
+    deflate: Deflate | None = None  # permessage-deflate, when negotiated
     _sample_t0 = 0.0  # a broadcast's time stamp, waiting for its frame to be written
     _chunk_sample_t0 = 0.0  # the same, once its frame is in the chunk being written
 
@@ -112,10 +118,13 @@ class WebSocket:
         user_data: Any = None,
         params: dict[str, Any] | None = None,
         route: str | None = None,
+        deflate: Deflate | None = None,
     ) -> None:
         self.environ = environ
         self.path = path
         self.route = route or path
+        if deflate is not None:
+            self.deflate = deflate
         self.subprotocol = subprotocol
         self.user_data = user_data
         self.params = params or {}
@@ -167,7 +176,7 @@ class WebSocket:
         if self._state is not _OPEN:
             raise ConnectionClosed(self.close_code, self.close_reason)
         opcode, payload = encode_message(data)
-        if not self.queue_frame(encode_frame(opcode, payload)):
+        if not self.queue_frame(self._host.compressors.frame(opcode, payload, self.deflate)):
             raise ConnectionClosed(self.close_code, self.close_reason)
         m = self._metrics
         if m is not None:
@@ -400,7 +409,7 @@ class WebSocket:
             log.exception("WebSocket session on %s failed", self.path)
 
     def _run(self, initial: bytes = b"") -> None:
-        parser = FrameParser(self._host.config.max_message_size)
+        parser = FrameParser(self._host.config.max_message_size, deflate=self.deflate is not None)
         try:
             self._start_heartbeat()
             self._call(self._handlers.on_open)
@@ -442,7 +451,7 @@ class WebSocket:
                     m.payload_bytes_received += (
                         len(data)
                         if type(data) is bytes or data.isascii()
-                        else len(data.encode("utf-8"))
+                        else len(data.encode("utf-8"))  # type: ignore[union-attr]  # str here
                     )
                 self._call(self._handlers.on_message, data)
             return False
