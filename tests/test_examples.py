@@ -116,7 +116,13 @@ def test_chat_page_in_headless_chromium():
                 browser.find_element(By.CSS_SELECTOR, "#join button").click()
                 wait_until(lambda b=browser: b.find_element(By.ID, "room").is_displayed(), 15)
             ann, bob = browsers
+            # Chromium offered permessage-deflate and the server accepted it.
+            for browser in browsers:
+                assert "permessage-deflate" in browser.execute_script("return ws.extensions")
             wait_until(lambda: "bob joined" in ann.find_element(By.ID, "log").text, 15)
+            long_text = "a long line, compressed on the way in and out " * 8  # over the threshold
+            ann.find_element(By.ID, "text").send_keys(long_text)
+            ann.find_element(By.CSS_SELECTOR, "#send button").click()
             ann.find_element(By.ID, "text").send_keys("hello from a real browser")
             ann.find_element(By.CSS_SELECTOR, "#send button").click()
 
@@ -127,14 +133,14 @@ def test_chat_page_in_headless_chromium():
                 ]
 
             for browser in browsers:
-                wait_until(
-                    lambda b=browser: any(
-                        who == "ann" and text.endswith("hello from a real browser")
-                        for who, text in lines(b)
-                    ),
-                    15,
-                    what="the message in both pages",
-                )
+                for expected in (long_text.strip(), "hello from a real browser"):
+                    wait_until(
+                        lambda b=browser, e=expected: any(
+                            who == "ann" and text.endswith(e) for who, text in lines(b)
+                        ),
+                        15,
+                        what="the messages in both pages",
+                    )
         finally:
             for browser in browsers:
                 browser.quit()
