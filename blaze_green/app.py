@@ -68,6 +68,9 @@ class App:
         shutdown_timeout: float = _DEFAULTS.shutdown_timeout,
         close_timeout: float = _DEFAULTS.close_timeout,
         coalesce_window: float = _DEFAULTS.coalesce_window,
+        header_timeout: float | None = _DEFAULTS.header_timeout,
+        keepalive_timeout: float | None = _DEFAULTS.keepalive_timeout,
+        body_timeout: float | None = _DEFAULTS.body_timeout,
         broker: str | None = None,
         debug: bool = False,
     ) -> None:
@@ -84,6 +87,9 @@ class App:
             shutdown_timeout=shutdown_timeout,
             close_timeout=close_timeout,
             coalesce_window=coalesce_window,
+            header_timeout=header_timeout,
+            keepalive_timeout=keepalive_timeout,
+            body_timeout=body_timeout,
             broker=broker,
             debug=debug,
         )
@@ -289,7 +295,11 @@ class App:
             response = to_response(handler(req, **kwargs))
             status, headers, body = response.encode()
         except HTTPError as exc:
-            status, headers, body = self._error_response(exc, environ)
+            try:
+                status, headers, body = self._error_response(exc, environ)
+            except Exception:  # e.g. a header made invalid after the HTTPError was built
+                log.exception("%s %s failed", method, req.path)
+                status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
         except Exception:
             log.exception("%s %s failed", method, req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
