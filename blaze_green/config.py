@@ -35,6 +35,9 @@ class Config:
     shutdown_timeout: float = 10.0
     close_timeout: float = 5.0
     coalesce_window: float = 0.002
+    header_timeout: float | None = 10.0
+    keepalive_timeout: float | None = 20.0
+    body_timeout: float | None = 30.0
     broker: str | None = None
     debug: bool = False
 
@@ -48,6 +51,9 @@ class Config:
         _seconds("shutdown_timeout", self.shutdown_timeout)
         _seconds("close_timeout", self.close_timeout)
         _seconds("coalesce_window", self.coalesce_window)
+        _seconds("header_timeout", self.header_timeout, positive=True, optional=True)
+        _seconds("keepalive_timeout", self.keepalive_timeout, positive=True, optional=True)
+        _seconds("body_timeout", self.body_timeout, positive=True, optional=True)
         _origins(self.allowed_origins)
         if self.broker is not None:
             _broker_url(self.broker)
