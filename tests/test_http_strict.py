@@ -193,3 +193,161 @@ def test_non_latin1_header_value_is_our_json_500(server):
     assert status_of(response) == 500
     assert b"application/json" in response
     assert response.endswith(b'{"error":"internal server error","status":500}')
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+
+SHORT = {
+    "STRICT_HEADER_TIMEOUT": "1",
+    "STRICT_KEEPALIVE_TIMEOUT": "1.5",
+    "STRICT_BODY_TIMEOUT": "1",
+}
+
+
+def closed_within(sock: socket.socket, limit: float) -> float:
+    """Seconds until the server closes `sock` (reading and discarding); fails past `limit`."""
+    start = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def short():
+    with ServerProcess("strict_app:app", cwd=APPS, env=SHORT) as srv:
+        yield srv
+
+
+def test_silent_connection_is_closed_after_the_header_timeout(short):
+    with socket.create_connection(("127.0.0.1", short.port), timeout=5) as sock:
+        start = time.monotonic()
+        sock.settimeout(5)
+        assert sock.recv(100) == b""  # closed without an answer: nothing was asked
+        assert 0.8 < time.monotonic() - start < 3
+
+
+def test_slowloris_is_closed_at_the_deadline_not_reset_by_trickling(short):
+    request = b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+    with socket.create_connection(("127.0.0.1", short.port), timeout=5) as sock:
+        start = time.monotonic()
+        sock.settimeout(0.3)
+        data = b""
+        for byte in request:  # one byte every 0.3 s: each is well within any idle timer
+            try:
+                sock.sendall(bytes([byte]))
+                data += sock.recv(4096)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if data and not data.endswith(b"}"):
+                continue
+            if data:
+                break
+        elapsed = time.monotonic() - start
+    assert data.startswith(b"HTTP/1.1 408 "), data
+    assert 0.8 < elapsed < 2.5, elapsed
+
+
+def test_idle_keep_alive_connection_is_closed(short):
+    with socket.create_connection(("127.0.0.1", short.port), timeout=5) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"hi"):
+            data += sock.recv(4096)
+        # within the keep-alive timeout the connection still serves
+        time.sleep(0.5)
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"hi"):
+            data += sock.recv(4096)
+        elapsed = closed_within(sock, 5)
+    assert 1.2 < elapsed < 3.5, elapsed
+
+
+def test_stalled_body_is_408_and_close(short):
+    with socket.create_connection(("127.0.0.1", short.port), timeout=5) as sock:
+        sock.sendall(P + b"Content-Length: 100\r\n\r\nonly part of it")
+        start = time.monotonic()
+        response = read_all(sock, 5)
+    assert status_of(response) == 408, response
+    assert b"Connection: close" in response
+    assert 0.8 < time.monotonic() - start < 3
+
+
+def test_gunicorn_silent_connections_beyond_the_pool_do_not_stop_service(serve):
+    srv = serve("strict_app:app", mode="gunicorn", env=SHORT, args=["--worker-connections", "50"])
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(60)]
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=1) as sock:
+                    sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if read_all(sock, 1).endswith(b"hi"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "GET /hello never answered"
+        # every silent connection was reaped by the header timeout
+        for sock in silent:
+            assert closed_within(sock, 10) < 10
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+# -- memory of maximal requests ---------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_maximal_header_blocks_cost_bounded_memory(serve):
+    srv = serve("strict_app:app")
+    pid = srv.proc.pid
+    # the largest block accepted: 31 lines of ~1 KiB and a few bytes to spare (< 32 KiB)
+    block = b"".join(b"X-Fill-%02d: %s\r\n" % (i, b"v" * 1000) for i in range(31))
+    request = b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n" + block + b"\r\n"
+    assert len(request) < 32768 + 100
+
+    def park(n):
+        socks = []
+        for _ in range(n):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            sock.sendall(request)  # headers complete, the declared body never comes
+            socks.append(sock)
+        return socks
+
+    for sock in park(5):  # warm up (imports, first allocations)
+        sock.close()
+    exchange(srv, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    before = rss_kib(pid)
+    rounds = []
+    for _ in range(2):
+        socks = park(60)
+        exchange(srv, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        during = rss_kib(pid)
+        for sock in socks:
+            sock.close()
+        # the server notices the closes (its body reads fail) and frees the requests
+        time.sleep(0.5)
+        exchange(srv, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        rounds.append((during, rss_kib(pid)))
+    print("RSS KiB before", before, "rounds (during, after)", rounds)
+    for during, _after in rounds:
+        assert during - before < 20 * 1024
+    # what a round frees is reused by the next (the allocator keeps its arenas, so RSS does
+    # not fall all the way back): no growth round over round, none after the connections end
+    assert rounds[1][0] - rounds[0][0] < 2 * 1024
+    for during, after in rounds:
+        assert after <= during + 512
