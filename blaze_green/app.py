@@ -74,6 +74,9 @@ class App:
         compression: str | None = _DEFAULTS.compression,
         compression_threshold: int = _DEFAULTS.compression_threshold,
         compression_level: int = _DEFAULTS.compression_level,
+        header_timeout: float | None = _DEFAULTS.header_timeout,
+        keepalive_timeout: float | None = _DEFAULTS.keepalive_timeout,
+        body_timeout: float | None = _DEFAULTS.body_timeout,
         broker: str | None = None,
         metrics: bool = True,
         debug: bool = False,
@@ -94,6 +97,9 @@ class App:
             compression=compression,
             compression_threshold=compression_threshold,
             compression_level=compression_level,
+            header_timeout=header_timeout,
+            keepalive_timeout=keepalive_timeout,
+            body_timeout=body_timeout,
             broker=broker,
             metrics=metrics,
             debug=debug,
@@ -328,7 +334,11 @@ class App:
             response = to_response(handler(req, **kwargs))
             status, headers, body = response.encode()
         except HTTPError as exc:
-            status, headers, body = self._error_response(exc, environ)
+            try:
+                status, headers, body = self._error_response(exc, environ)
+            except Exception:  # e.g. a header made invalid after the HTTPError was built
+                log.exception("%s %s failed", method, req.path)
+                status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
         except Exception:
             log.exception("%s %s failed", method, req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()

@@ -38,6 +38,9 @@ class Config:
     compression: str | None = "deflate"
     compression_threshold: int = 128
     compression_level: int = 6
+    header_timeout: float | None = 10.0
+    keepalive_timeout: float | None = 20.0
+    body_timeout: float | None = 30.0
     broker: str | None = None
     metrics: bool = True
     debug: bool = False
@@ -52,6 +55,9 @@ class Config:
         _seconds("shutdown_timeout", self.shutdown_timeout)
         _seconds("close_timeout", self.close_timeout)
         _seconds("coalesce_window", self.coalesce_window)
+        _seconds("header_timeout", self.header_timeout, positive=True, optional=True)
+        _seconds("keepalive_timeout", self.keepalive_timeout, positive=True, optional=True)
+        _seconds("body_timeout", self.body_timeout, positive=True, optional=True)
         _origins(self.allowed_origins)
         if self.compression not in ("deflate", None):
             raise ValueError(

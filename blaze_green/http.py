@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
 
+from .clientlog import client_error
 from .models import Json, dumps, is_model, load_model, loads
 
 __all__ = ["Request", "Response", "HTTPError", "Headers", "Query", "status_line"]
@@ -49,7 +51,7 @@ class HTTPError(Exception):
         super().__init__(status, message)
         self.status = status
         self.message = message
-        self.headers = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+        self.headers = _checked(headers)
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
@@ -156,15 +158,27 @@ class Request:
         return self._data
 
     def _read_body(self) -> bytes:
+        try:
+            return self._read_body_unchecked()
+        except TimeoutError:
+            # body_timeout: no byte of the declared body within it (the server's socket timeout)
+            client_error(self.environ.get("REMOTE_ADDR"), "request body stalled: 408")
+            raise HTTPError(408, "request body timed out", _CLOSE) from None
+        except OSError as exc:
+            # a malformed chunked body (pywsgi's _InvalidClientInput is an IOError), or the
+            # connection ended inside the body: the stream cannot be trusted any more
+            client_error(self.environ.get("REMOTE_ADDR"), "malformed request body: %s", exc)
+            raise HTTPError(400, "malformed request body", _CLOSE) from None
+
+    def _read_body_unchecked(self) -> bytes:
         limit = self.max_body_size
         stream: IO[bytes] | None = self.environ.get("wsgi.input")
         length_header = self.environ.get("CONTENT_LENGTH") or ""
         chunked = self.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
         if length_header:
-            try:
-                length = int(length_header)
-            except ValueError:
-                raise HTTPError(400, "Content-Length is not a number") from None
+            if not (length_header.isascii() and length_header.isdigit()):
+                raise HTTPError(400, "Content-Length is not a number")
+            length = int(length_header)
             if limit is not None and length > limit:
                 raise HTTPError(413, f"request body is {length} bytes; the limit is {limit}")
             return stream.read(length) if stream is not None and length > 0 else b""
@@ -204,6 +218,34 @@ class Request:
 
 
 _UNSET: Any = object()
+_CLOSE = (("Connection", "close"),)
+HeaderArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+# A field value may hold HTAB, visible ASCII and obs-text (RFC 9110 5.5), nothing else: no CR,
+# LF or NUL (response splitting), no other control byte, nothing latin-1 cannot encode.
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+
+def check_header(name: Any, value: Any) -> None:
+    """Raise ValueError (TypeError for a non-str) unless `name: value` may go on the wire."""
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
+    if _TOKEN.match(name) is None:
+        raise ValueError(f"invalid header name {name!r}")
+    bad = _BAD_VALUE.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"header {name} has {bad.group()!r} in its value (CR, LF, NUL, other control "
+            "characters and characters outside latin-1 are not allowed)"
+        )
+
+
+def _checked(headers: HeaderArg) -> list[tuple[str, str]]:
+    items = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+    for name, value in items:
+        check_header(name, value)
+    return items
 
 
 class Response:
@@ -221,9 +263,9 @@ class Response:
     ) -> None:
         self.body = body
         self.status = status
-        self.headers: list[tuple[str, str]] = list(
-            headers.items() if isinstance(headers, Mapping) else headers or []
-        )
+        self.headers: list[tuple[str, str]] = _checked(headers) if headers else []
+        if content_type is not None:
+            check_header("Content-Type", content_type)
         self.content_type = content_type
 
     def encode(self) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -237,12 +279,22 @@ class Response:
             data, default_type = b"", None
         else:
             data, default_type = dumps(body).encode("utf-8"), JSON
-        headers = [
-            (k, v) for k, v in self.headers if k.lower() not in ("content-length", "content-type")
-        ]
-        given = self.content_type or next(
-            (v for k, v in self.headers if k.lower() == "content-type"), None
-        )
+        if self.headers:
+            # checked again here: the list may have been changed since it was set
+            _checked(self.headers)
+            headers = [
+                (k, v)
+                for k, v in self.headers
+                if k.lower() not in ("content-length", "content-type")
+            ]
+            given = self.content_type or next(
+                (v for k, v in self.headers if k.lower() == "content-type"), None
+            )
+        else:
+            headers = []
+            given = self.content_type
+        if self.content_type is not None:
+            check_header("Content-Type", self.content_type)
         ctype = given or default_type
         if ctype is not None:
             headers.append(("Content-Type", ctype))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -20,12 +21,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 import gevent.socket
+from gevent import Timeout
 from gevent.event import Event
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 from geventwebsocket.handler import WebSocketHandler
 
 from . import patching
+from .clientlog import client_error
+from .config import Config
 from .headers import RequestHeaders
+from .http import status_line
+from .models import dumps
 from .ws.handshake import UPGRADE_KEY
 
 if TYPE_CHECKING:
@@ -49,11 +55,51 @@ def http_date() -> bytes:
 
 _date: tuple[int, bytes] = (-1, b"")
 
+_REQUEST_TOO_LONG = b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_CLOSE = ("close", b"")  # handle_one_request result: close without answering
+
+
+class _Limits:
+    """The timeouts and drain limit of one server, read once from its app's Config."""
+
+    __slots__ = ("header_timeout", "keepalive_timeout", "body_timeout", "drain_limit")
+
+    def __init__(self, application: Any) -> None:
+        config = getattr(application, "config", None)
+        if not isinstance(config, Config):
+            config = _DEFAULT_CONFIG  # another WSGI app under our worker: the defaults
+        self.header_timeout = config.header_timeout
+        self.keepalive_timeout = config.keepalive_timeout
+        self.body_timeout = config.body_timeout
+        self.drain_limit = config.max_body_size
+
+
+_DEFAULT_CONFIG = Config()
+
+# RFC 9112 3: method SP request-target SP HTTP-version; the method is a token, the target has
+# no blanks or control bytes. A bare LF ending is accepted (RFC 9112 2.2).
+_REQUEST_LINE = re.compile(
+    r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])\r?\n\Z"
+)
+_ABSOLUTE = re.compile(r"(?i)(https?)://([^/?#]*)(.*)\Z")
+_DIGITS = re.compile(r"[0-9]{1,18}\Z")
+
+
+class _BadRequest(Exception):
+    """A request refused before the app sees it: answered with `code` and closed."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
 
 class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
-    """pywsgi handler: TCP_NODELAY, each response in one write, upgrades decided by the app."""
+    """pywsgi handler: strict HTTP/1.1 framing, timeouts on every stage, TCP_NODELAY, each
+    response in one write, upgrades decided by the app."""
 
     _upgraded = False
+    _served = False  # a request was answered on this connection (the next wait is keep-alive)
     MessageClass = RequestHeaders  # instead of the email package's parser: see headers.py
 
     def __init__(self, sock: Any, address: Any, server: Any, *args: Any, **kwargs: Any) -> None:
@@ -65,21 +111,242 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # A plain gevent socket's descriptor (non-blocking), for a first send without gevent's
         # sendall (which asks the kernel for SO_SNDBUF on every call); never a TLS socket's.
         self._fd = sock.fileno() if type(sock) is gevent.socket.socket else -1
+        limits = server.__dict__.get("_blaze_limits")
+        if limits is None:
+            limits = server._blaze_limits = _Limits(server.application)
+        self._limits = limits
+        self._write_timeout = sock.gettimeout()  # writes and upgraded sessions keep it
+        # One deadline timer per connection, started for each request's head (request line
+        # and headers) and cancelled when it is in: a deadline, not an idle timer, so
+        # trickling bytes cannot extend it.
+        self._deadline = Timeout(limits.header_timeout)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        finally:
+            self._deadline.close()
 
     def handle_one_request(self) -> Any:
-        result = super().handle_one_request()
-        if result is True:
-            # Keep-alive: the next request may already be buffered, and pywsgi would serve it
-            # at once; yield first so every connection gets its turn (bounded tail latency).
-            gevent.sleep(0)
-        return result
+        """One request: wait for it (keep-alive timeout), read its head (header timeout),
+        check its framing, run the app. Returns None to close, True to go on, or
+        (status, bytes) for pywsgi to send before closing."""
+        rfile = self.rfile
+        if rfile.closed:
+            return None
+        limits = self._limits
+        sock = self.socket
+        deadline = self._deadline
+        started = False
+        try:
+            if self._served:
+                # Idle between requests: the first byte must come within keepalive_timeout.
+                # (peek returns what is buffered, or does the one read readline would do.)
+                sock.settimeout(limits.keepalive_timeout)
+                if not rfile.peek(1):
+                    return None
+                sock.settimeout(limits.body_timeout)
+                deadline.start()
+                started = True
+            else:
+                # The connection's first request: the deadline runs from the accept.
+                sock.settimeout(limits.body_timeout)
+                deadline.start()
+                if not rfile.peek(1):
+                    return None
+                started = True
+            error = self._read_head()
+        except Timeout as exc:
+            if exc is not deadline:
+                raise
+            return self._head_timed_out(started)
+        except (OSError, ValueError):
+            # reset, EOF, an idle keep-alive timeout (socket.timeout), a closed reader
+            return None
+        finally:
+            deadline.cancel()
+        if error is not None:
+            return None if error is _CLOSE else error
+        self.environ = self.get_environ()
+        self.application = self.server.application
+        self.handle_one_response()
+        self._served = True
+        if self.close_connection or rfile.closed:
+            return None
+        # Keep-alive: the next request may already be buffered, and we would serve it at
+        # once; yield first so every connection gets its turn (bounded tail latency).
+        gevent.sleep(0)
+        return True
+
+    def _read_head(self) -> Any:
+        """Read and check the request line and headers; None when the request may run."""
+        line = self.rfile.readline(MAX_REQUEST_LINE)
+        if len(line) >= MAX_REQUEST_LINE:
+            self.close_connection = True
+            return ("414", _REQUEST_TOO_LONG)
+        if not line.endswith(b"\n"):
+            return _CLOSE  # the connection ended mid-line: nothing to answer
+        self.requestline = line.decode("latin-1")
+        self.response_length = 0
+        try:
+            self.read_request(self.requestline)
+        except _BadRequest as exc:
+            if exc.code == 0:
+                return _CLOSE
+            return self._refuse(exc.code, exc.message)
+        return None
+
+    def read_request(self, raw_requestline: str) -> bool:
+        """Parse and check the request line and headers (RFC 9112); raises _BadRequest."""
+        match = _REQUEST_LINE.match(raw_requestline)
+        self.requestline = raw_requestline.rstrip()
+        if match is None:
+            raise _BadRequest(400, "malformed request line (HTTP/1.0 or HTTP/1.1 required)")
+        command, target, major, minor = match.groups()
+        if major != "1":
+            if major == "0":
+                raise _BadRequest(400, "HTTP/0.9 is not supported")
+            raise _BadRequest(505, f"HTTP/{major}.{minor} is not supported on HTTP/1 framing")
+        self.command = command
+        self.request_version = version = "HTTP/1.0" if minor == "0" else "HTTP/1.1"
+        authority = None
+        if target[0] != "/":
+            absolute = _ABSOLUTE.match(target)
+            if absolute is not None:  # absolute-form (RFC 9112 3.2.2): route by its path
+                authority = absolute[2]
+                rest = absolute[3]
+                target = rest if rest.startswith("/") else "/" + rest
+            elif target != "*" or command != "OPTIONS":
+                raise _BadRequest(400, "request target must be a path or an absolute URI")
+        self.path = target
+
+        self.headers = headers = self.MessageClass(self.rfile, 0)
+        if headers.status:
+            raise _BadRequest(headers.code, headers.status)
+        first = headers.first
+        if "host" not in first:
+            if version == "HTTP/1.1":
+                raise _BadRequest(400, "HTTP/1.1 request without a Host header")
+        elif len(headers.values("host")) > 1:
+            raise _BadRequest(400, "more than one Host header")
+        if authority is not None:
+            headers.replace("Host", authority)  # RFC 9112 3.2.2: the target's authority wins
+
+        close = False
+        self.content_length = None
+        if "transfer-encoding" in first:
+            codings = [
+                c.strip().lower() for v in headers.values("transfer-encoding") for c in v.split(",")
+            ]
+            codings = [c for c in codings if c]
+            if not codings or codings[-1] != "chunked":
+                raise _BadRequest(400, "Transfer-Encoding must end with chunked")
+            if len(codings) > 1:
+                if "chunked" in codings[:-1]:
+                    raise _BadRequest(400, "chunked applied more than once")
+                raise _BadRequest(501, f"unsupported transfer coding {codings[0]!r}")
+            if "content-length" in first:
+                # RFC 9112 6.1: Transfer-Encoding overrides; the connection closes afterwards
+                del headers["content-length"]
+                close = True
+            if version == "HTTP/1.0":
+                close = True  # RFC 9112 6.1: the framing of an HTTP/1.0 TE request is suspect
+        elif "content-length" in first:
+            values = headers.values("content-length")
+            lengths = {p.strip() for v in values for p in v.split(",")}
+            if len(lengths) != 1:
+                raise _BadRequest(400, "conflicting Content-Length values")
+            length = lengths.pop()
+            if _DIGITS.match(length) is None:
+                raise _BadRequest(400, f"invalid Content-Length {length[:30]!r}")
+            if len(values) > 1 or values[0] != length:
+                headers.replace("Content-Length", length)
+            self.content_length = int(length)
+
+        connection = first.get("connection", "")
+        if version == "HTTP/1.1":
+            self.close_connection = close or connection.lower() == "close"
+        else:
+            self.close_connection = close or connection.lower() != "keep-alive"
+        return True
+
+    def _refuse(self, code: int, message: str) -> tuple[str, bytes]:
+        """The answer to a request refused before the app: JSON body, Connection: close."""
+        self.close_connection = True
+        client_error(self.client_address, "%s (answered %d)", message, code)
+        body = dumps({"error": message, "status": code}).encode()
+        head = (
+            f"HTTP/1.1 {status_line(code)}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self._orig_status = str(code)
+        return (str(code), head.encode("latin-1") + body)
+
+    def _head_timed_out(self, started: bool) -> None:
+        """header_timeout passed: close; a 408 first if part of a request had arrived."""
+        self.close_connection = True
+        if not started:
+            log.debug("closing %s: no request within header_timeout", self.client_address)
+            return None
+        client_error(
+            self.client_address,
+            "request line and headers not complete within header_timeout (%ss): closed",
+            self._limits.header_timeout,
+        )
+        body = b'{"error":"request header timeout","status":408}'
+        response = (
+            b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        with contextlib.suppress(OSError):
+            self.socket.settimeout(0.0)  # best effort: never wait on this client again
+            self.socket.send(response)
+        return None
 
     def run_application(self) -> None:
         if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             self.environ[UPGRADE_KEY] = self._switch_protocols
             self.environ["wsgi.websocket_version"] = "13"
         # Not WebSocketHandler.run_application: that one answers 101 before the app runs.
-        WSGIHandler.run_application(self)
+        try:
+            WSGIHandler.run_application(self)
+        finally:
+            self._finish_body()
+
+    def _finish_body(self) -> None:
+        """Read what the app left of the request body, up to max_body_size, so that the
+        connection can serve the next request; past that (or on a bad or stalled body) the
+        connection closes instead. Then pywsgi has nothing left to drain."""
+        stream = self.wsgi_input
+        if stream is None or not (
+            stream.chunked_input or stream.position < (stream.content_length or 0)
+        ):
+            return  # no body, or all of it read: the fast path
+        try:
+            if not self.close_connection and not self._upgraded and self.socket is not None:
+                self._drain(stream, self._limits.drain_limit)
+        except OSError as exc:  # also pywsgi's bad-chunk error and socket.timeout
+            self.close_connection = True
+            client_error(self.client_address, "request body not drained (%s): closed", exc)
+        finally:
+            stream.chunked_input = False
+            stream.content_length = stream.position
+
+    def _drain(self, stream: Any, limit: int | None) -> None:
+        if not stream.chunked_input:
+            if limit is not None and stream.content_length - stream.position > limit:
+                self.close_connection = True
+                return
+            while stream.read(65536):
+                pass
+            return
+        drained = 0
+        while limit is None or drained <= limit:
+            data = stream.read(65536 if limit is None else min(65536, limit + 1 - drained))
+            if not data:
+                return
+            drained += len(data)
+        self.close_connection = True  # a chunked body longer than max_body_size: not drained
 
     def _switch_protocols(self, headers: list[tuple[str, str]]) -> tuple[Any, bytes]:
         """Send the 101 and hand the socket over; returns (socket, bytes already read)."""
@@ -90,14 +357,15 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # Bytes the client sent right after its handshake may sit in the HTTP reader's buffer:
         # take them without blocking, then close the reader to free its buffer.
         sock = self.socket
-        timeout = sock.gettimeout()
         try:
             sock.settimeout(0.0)
             initial = self.rfile.read1(65536) or b""
         except OSError:
             initial = b""
         finally:
-            sock.settimeout(timeout)
+            # The session's socket gets the timeout the connection was accepted with (the
+            # HTTP stages' timeouts do not apply to it: its heartbeat does).
+            sock.settimeout(self._write_timeout)
         # The reader's 8 KiB buffer would otherwise live as long as the session; the session
         # reads the socket directly. (Closing it leaves the socket open.)
         self.rfile.close()
@@ -140,6 +408,15 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         if self.provided_date is None:
             self.response_headers.append((b"Date", http_date()))
             self.provided_date: Any = "yes"  # so pywsgi does not format its own
+        # We close after this response (the client asked, or its framing was suspect): say so
+        # (RFC 9112 9.6), unless the app did.
+        if (
+            self.close_connection
+            and self.request_version == "HTTP/1.1"
+            and self.code != 101
+            and not any(name.lower() == b"connection" for name, _ in self.response_headers)
+        ):
+            self.response_headers.append((b"Connection", b"close"))
         super().finalize_headers()
 
     def _sendall(self, data: bytes | bytearray) -> None:
@@ -154,7 +431,15 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             sent = 0
         self.response_length += sent
         if sent < len(data):
-            super()._sendall(memoryview(data)[sent:])
+            # The rest waits for the client: with the connection's own timeout, not the body
+            # read timeout (gevent's sendall takes a socket timeout as a deadline for it all).
+            sock = self.socket
+            read_timeout = sock.gettimeout()
+            sock.settimeout(self._write_timeout)
+            try:
+                super()._sendall(memoryview(data)[sent:])
+            finally:
+                sock.settimeout(read_timeout)
 
 
 class EmbeddedHandler(UpgradeHandler):

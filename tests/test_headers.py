@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from blaze_green.headers import MAX_HEADER_LINE, MAX_HEADERS, RequestHeaders
+from blaze_green.headers import MAX_HEADER_BYTES, MAX_HEADER_LINE, MAX_HEADERS, RequestHeaders
 
 
 def parse(block: bytes) -> RequestHeaders:
@@ -52,8 +52,9 @@ def test_stops_at_the_blank_line_and_leaves_the_body():
 
 def test_empty_value_and_eof():
     assert parse(b"A:\r\n\r\n").items() == [("A", "")]
-    assert parse(b"A: 1\r\n").items() == [("A", "1")]  # connection closed before the blank line
-    assert parse(b"").items() == []
+    for cut in (b"A: 1\r\n", b"", b"A: 1"):  # the connection closed before the blank line
+        h = parse(cut)
+        assert h.status and h.code == 0  # nothing to answer: the handler closes
 
 
 @pytest.mark.parametrize(
@@ -79,9 +80,31 @@ def test_obs_text_in_values_is_kept_as_latin1():
     assert parse(b"A: caf\xe9\r\n\r\n").get("a") == "caf\xe9"
 
 
-def test_limits():
+def test_limits_are_431():
     too_many = b"".join(b"H%d: v\r\n" % i for i in range(MAX_HEADERS + 1)) + b"\r\n"
-    assert "More than" in parse(too_many).status
+    assert "More than" in parse(too_many).status and parse(too_many).code == 431
     assert parse(too_many[: too_many.index(b"H100")] + b"\r\n").status == ""
+    longest = b"A: " + b"x" * (MAX_HEADER_LINE - 5) + b"\r\n"
+    assert len(longest) == MAX_HEADER_LINE and parse(longest + b"\r\n").status == ""
     long_line = b"A: " + b"x" * MAX_HEADER_LINE + b"\r\n\r\n"
-    assert parse(long_line).status == "Line too long"
+    assert parse(long_line).code == 431
+
+
+def test_header_block_size_limit_is_431():
+    line = b"X-Fill-%03d: " + b"v" * (MAX_HEADER_LINE - 20) + b"\r\n"
+    lines = [line % i for i in range(MAX_HEADER_BYTES // len(line % 0) + 1)]
+    fits = b"".join(lines[:-1])
+    assert len(fits) <= MAX_HEADER_BYTES < len(fits) + len(lines[-1])
+    assert parse(fits + b"\r\n").status == ""
+    over = parse(fits + lines[-1] + b"\r\n")
+    assert over.code == 431 and "32768" in over.status
+
+
+def test_framing_fields_keep_every_value():
+    h = parse(b"Host: a\r\nContent-Length: 5\r\nhost: b\r\nX: 1\r\nx: 2\r\n\r\n")
+    assert h.values("HOST") == ["a", "b"]
+    assert h.values("content-length") == ["5"]
+    assert h.values("transfer-encoding") == []
+    h.replace("Host", "c")
+    assert h.values("host") == ["c"] and h.get("host") == "c"
+    assert [k for k, _ in h.items()].count("Host") == 1
