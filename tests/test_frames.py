@@ -172,6 +172,149 @@ def test_code_point_truncated_at_fin_is_1007() -> None:
     assert_fails(stream, 1007)
 
 
+# ---------------------------------------------------------------------------------------------
+# Text that spans feeds is validated as it arrives, not when its frame completes.
+
+MIB = 1 << 20
+
+
+def masked_header(opcode: int, length: int, fin: bool = True, mask: bytes = MASK) -> bytes:
+    """Header (with mask key) of a masked frame of ``length`` payload bytes."""
+    return encode_frame(opcode, b"\0" * length, fin=fin, mask=mask)[: -length or None]
+
+
+def feed_expecting_1007(parser: FrameParser, data: bytes) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        parser.feed(data)
+    assert info.value.code == 1007
+    return info.value
+
+
+@pytest.mark.parametrize("with_header", [True, False])
+def test_invalid_utf8_early_in_a_1_mib_text_frame_fails_before_the_rest_arrives(
+    with_header: bool,
+) -> None:
+    payload = b"a" * 40 + b"\xc3\x28" + b"b" * (MIB - 42)  # bad bytes 40-41 of 1 MiB
+    frame = encode_frame(OP_TEXT, payload, mask=MASK)
+    hlen = len(frame) - MIB - 4
+    assert frame[: hlen + 4] == masked_header(OP_TEXT, MIB)
+    parser = FrameParser(max_message_size=None)
+    if with_header:  # header and first 100 payload bytes in one feed (the parse path)
+        feed_expecting_1007(parser, frame[: hlen + 4 + 100])
+    else:  # header alone, then the first 100 payload bytes (the awaiting-payload path)
+        assert parser.feed(frame[: hlen + 4]) == []
+        feed_expecting_1007(parser, frame[hlen + 4 : hlen + 4 + 100])
+    # The parser is dead: the rest of the frame is never awaited.
+    with pytest.raises(ProtocolError):
+        parser.feed(frame[hlen + 4 + 100 :])
+
+
+def test_invalid_utf8_early_in_a_1_mib_continuation_frame_fails_at_once() -> None:
+    parser = FrameParser(max_message_size=None)
+    assert parser.feed(encode_frame(OP_TEXT, "début ".encode(), fin=False, mask=MASK)) == []
+    payload = "é".encode() * 30 + b"\xff" + b"c" * (MIB - 61)
+    frame = encode_frame(OP_CONT, payload, mask=MASK)
+    start = len(frame) - MIB
+    assert parser.feed(frame[: start + 50]) == []  # 25 valid "é"
+    feed_expecting_1007(parser, frame[start + 50 : start + 100])
+    # A non-final continuation frame too, its bad byte arriving mid-frame in the third feed.
+    parser = FrameParser(max_message_size=None)
+    assert parser.feed(encode_frame(OP_TEXT, b"x", fin=False, mask=MASK)) == []
+    frame = encode_frame(OP_CONT, b"y" * 5000 + b"\xed\xa0\x80" + b"z" * 5000, fin=False, mask=MASK)
+    assert parser.feed(frame[:3000]) == []
+    assert parser.feed(frame[3000:5004]) == []  # the payload up to just before the bad bytes
+    feed_expecting_1007(parser, frame[5004:5010])
+
+
+def test_events_before_a_bad_text_piece_are_attached_to_the_error() -> None:
+    parser = FrameParser(max_message_size=None)
+    first = encode_frame(OP_TEXT, b"one", mask=MASK) + encode_frame(OP_PING, b"p", mask=MASK)
+    big = encode_frame(OP_TEXT, b"\xfe" + b"x" * 99_999, mask=MASK)
+    error = feed_expecting_1007(parser, first + big[:1000])
+    assert error.events == [Message("one"), Ping(b"p")]
+    # The same when the bad piece completes an earlier frame's payload first.
+    parser = FrameParser(max_message_size=None)
+    split = encode_frame(OP_BINARY, b"\x01" * 300, mask=MASK)
+    assert parser.feed(split[:100]) == []
+    error = feed_expecting_1007(parser, split[100:] + big[:20])
+    assert error.events == [Message(b"\x01" * 300)]
+
+
+@pytest.mark.parametrize("mask", [MASK, None])
+def test_code_point_split_across_feeds_at_every_offset_passes(mask: bytes | None) -> None:
+    # Every split point of a frame whose payload mixes 1- to 4-byte characters; the pieces
+    # start at every mask phase (offset % 4) and cut every character at every byte.
+    text = "a€b😀cé" * 3 + "x" * 600 + "日本😀" * 50
+    frame = encode_frame(OP_TEXT, text.encode(), mask=mask)
+    expect_masked = mask is not None
+    for cut in range(1, len(frame)):
+        parser = FrameParser(expect_masked=expect_masked)
+        assert parser.feed(frame[:cut]) + parser.feed(frame[cut:]) == [Message(text)], cut
+    # Three pieces, one of them tiny, around each byte of "😀".
+    at = 2 + 2 + 4 + text.encode().index("😀".encode())  # header with 16-bit length, mask
+    for a in range(at - 3, at + 5):
+        for b in range(a + 1, a + 6):
+            parser = FrameParser(expect_masked=expect_masked)
+            events = parser.feed(frame[:a]) + parser.feed(frame[a:b]) + parser.feed(frame[b:])
+            assert events == [Message(text)], (a, b)
+
+
+def test_code_point_split_across_feeds_and_fragments() -> None:
+    raw = "ab€😀".encode()
+    stream = encode_frame(OP_TEXT, raw[:3], fin=False, mask=MASK)  # "ab" + 1st byte of "€"
+    stream += encode_frame(OP_CONT, raw[3:], mask=MASK)
+    assert_parses(stream, [Message("ab€😀")])
+
+
+def test_invalid_byte_at_the_end_of_a_split_frame_fails_in_the_last_feed() -> None:
+    for bad_end in (b"\xff", b"\xe2\x82", b"\xc3"):  # bad byte, or a code point cut at FIN
+        payload = "é€".encode() * 400 + bad_end
+        frame = encode_frame(OP_TEXT, payload, mask=MASK)
+        parser = FrameParser()
+        for i in range(0, len(frame) - 1, 333):
+            assert parser.feed(frame[i : min(i + 333, len(frame) - 1)]) == []
+        feed_expecting_1007(parser, frame[-1:])
+    # Not FIN: a cut code point is fine at the end of the frame, a bad byte is not.
+    frame = encode_frame(OP_TEXT, b"q" * 700 + b"\xe2\x82", fin=False, mask=MASK)
+    parser = FrameParser()
+    assert parser.feed(frame[:400]) + parser.feed(frame[400:]) == []
+    assert parser.feed(encode_frame(OP_CONT, b"\xac", mask=MASK)) == [Message("q" * 700 + "€")]
+    frame = encode_frame(OP_TEXT, b"q" * 700 + b"\xc0", fin=False, mask=MASK)
+    parser = FrameParser()
+    assert parser.feed(frame[:400]) == []
+    feed_expecting_1007(parser, frame[400:])
+
+
+def test_truncated_surrogate_split_across_feeds_fails_at_once() -> None:
+    frame = encode_frame(OP_TEXT, b"w" * 1000 + b"\xed\xa0\x80" + b"w" * 1000, mask=MASK)
+    at = 4 + 4 + 1000  # payload offset of the \xed
+    parser = FrameParser()
+    assert parser.feed(frame[: at + 1]) == []  # "...\xed" could still become valid
+    feed_expecting_1007(parser, frame[at + 1 : at + 2])  # "\xed\xa0" cannot
+
+
+@pytest.mark.parametrize("use_c", [True, False])
+def test_streamed_text_with_and_without_the_c_mask(monkeypatch, use_c: bool) -> None:
+    import blaze_green.ws.frames as frames_mod
+
+    if not use_c:
+        monkeypatch.setattr(frames_mod, "_c_apply_mask", None)
+    elif frames_mod._c_apply_mask is None:
+        pytest.skip("websockets' C speedup is not installed")
+    text = "héllo wörld ✓ 😀 " * 20000
+    first, second = text[:1000], text[1000:]
+    stream = encode_frame(OP_TEXT, first.encode(), fin=False, mask=os.urandom(4))
+    stream += encode_frame(OP_CONT, second.encode(), mask=os.urandom(4))
+    # Piece sizes around _INT_MASK_MAX and not multiples of 4, so both unmask paths run at
+    # every mask phase.
+    for size in (511, 513, 4097, 65537):
+        parser = FrameParser(max_message_size=None)
+        events: list = []
+        for i in range(0, len(stream), size):
+            events += parser.feed(stream[i : i + size])
+        assert events == [Message(text)], size
+
+
 def test_close_payload_of_one_byte_is_1002() -> None:
     assert_fails(bytes([0x88, 0x81]) + MASK + xor(b"\x03"), 1002)
     assert_fails(encode_frame(OP_CLOSE, b"\x03", mask=MASK), 1002)
@@ -475,12 +618,23 @@ def pieces(data: bytes, points: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
+# Texts up to a few KiB (repeats of a short random text), so that their frames are unmasked by
+# both paths (_INT_MASK_MAX) and split pieces start at every mask phase.
+long_texts = st.builds(
+    lambda text, times: text * times,
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=40),
+    st.integers(1, 100),
+)
+
+
 @st.composite
-def frame_specs(draw: st.DrawFn, min_size: int = 0) -> tuple[list[list[dict]], list]:
+def frame_specs(
+    draw: st.DrawFn, min_size: int = 0, msgs: st.SearchStrategy = messages
+) -> tuple[list[list[dict]], list]:
     """A valid stream as a list of messages, each a list of frame specs; and its events."""
     stream: list[list[dict]] = []
     expected: list = []
-    for msg in draw(st.lists(messages, min_size=min_size, max_size=6)):
+    for msg in draw(st.lists(msgs, min_size=min_size, max_size=6)):
         raw = msg.encode() if isinstance(msg, str) else msg
         cuts = split_points(draw, len(raw), max_pieces=4)
         chunks = pieces(raw, cuts)
@@ -526,6 +680,27 @@ def test_random_valid_streams_parse_whatever_the_split(data: st.DataObject) -> N
     for piece in pieces(raw, split_points(data.draw, len(raw))):
         events += parser.feed(piece)
     assert events == expected
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_split_of_a_valid_stream_yields_the_same_events_as_one_feed(
+    data: st.DataObject,
+) -> None:
+    stream, expected = data.draw(frame_specs(msgs=st.one_of(texts, long_texts, binaries)))
+    masked = data.draw(st.booleans())  # client-to-server (masked) or server-to-client frames
+    if not masked:
+        for frames in stream:
+            for spec in frames:
+                spec["mask"] = None
+    raw = encode_stream(data.draw, stream)
+    whole = FrameParser(max_message_size=None, expect_masked=masked).feed(raw)
+    assert whole == expected
+    parser = FrameParser(max_message_size=None, expect_masked=masked)
+    events: list = []
+    for piece in pieces(raw, split_points(data.draw, len(raw), max_pieces=40)):
+        events += parser.feed(piece)
+    assert events == whole
 
 
 CORRUPTIONS = [

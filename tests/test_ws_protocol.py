@@ -72,6 +72,22 @@ def test_protocol_violation_closes_with_1002(serve, frames):
     server.wait_for_output(r"ws-app close sid=1 code=1002")
 
 
+def test_messages_before_a_violation_in_the_same_write_are_delivered(serve):
+    # Autobahn 3.2, 4.1.3, 4.2.3, 5.15: one TCP write carries valid messages, a ping, then a
+    # bad frame. Everything before the bad frame is handled (echoed, answered), then 1002.
+    server = serve("ws_app:app")
+    with RawWS.connect(server.port) as ws:
+        bad = encode_frame(OP_TEXT, b"x", mask=os.urandom(4), rsv=0b010)
+        ws.send_raw(
+            _masked(OP_TEXT, b"one") + _masked(OP_PING, b"p") + _masked(OP_BINARY, b"2") + bad
+        )
+        assert [ws.recv_event() for _ in range(3)] == [Message("one"), Pong(b"p"), Message(b"2")]
+        event, skipped = ws.recv_until((Close,), 5.0)
+        assert event.code == 1002 and skipped == []
+        assert ws.wait_eof(2.0)
+    server.wait_for_output(r"ws-app close sid=1 code=1002")
+
+
 # -- UTF-8: 1007 ----------------------------------------------------------------------------------
 
 UTF8_ERRORS = {
