@@ -20,6 +20,13 @@ repository's package, with ``BENCH_BLAZE_METRICS=0`` in its environment (``Serve
 for which blaze.py builds its app with ``App(..., metrics=False)``. Both are *variants* of
 blaze (``VARIANTS``): they join every scenario blaze is in, right after it, and the report
 gives ``blaze ÷ variant`` ratios and never counts them as a "best peer".
+
+The permessage-deflate scenarios (``*_deflate``) have two servers of their own, always
+registered: ``blaze_nodeflate`` (blaze.py with ``BENCH_BLAZE_COMPRESSION=0``, for which it
+builds ``App(..., compression=None)``; a variant of blaze in the report, but it joins no other
+scenario) and ``websockets_deflate`` (websockets_asyncio.py with
+``BENCH_WS_COMPRESSION=deflate``: the library's default permessage-deflate). The load
+generator is linked with zlib (``-lz``) to inflate what they send.
 """
 
 from __future__ import annotations
@@ -319,6 +326,13 @@ SERVERS: dict[str, ServerSpec] = {
             module="websockets",
         ),
         ServerSpec(
+            "websockets_deflate",
+            "websockets_asyncio.py",
+            label="websockets (asyncio), permessage-deflate",
+            module="websockets",
+            env=(("BENCH_WS_COMPRESSION", "deflate"),),
+        ),
+        ServerSpec(
             "websockets_uvloop",
             "websockets_asyncio.py",
             ("--uvloop",),
@@ -390,6 +404,8 @@ _importable_cache: dict[tuple[str, str], str | None] = {}
 CHILD_ENV_OWNED = (
     "BENCH_BLAZE_ROOT",
     "BENCH_BLAZE_METRICS",
+    "BENCH_BLAZE_COMPRESSION",
+    "BENCH_WS_COMPRESSION",
     "BLAZE_BROKER_URL",
     "BENCH_SIO_MESSAGE_QUEUE",
     "BLAZE_GREEN_NO_PATCH",  # set in test processes; servers must patch
@@ -449,6 +465,15 @@ METRICS_ENV = "BENCH_BLAZE_METRICS"  # "0": blaze.py passes metrics=False to App
 VARIANTS: dict[str, str] = {}
 BASELINE_INFO: dict[str, str] = {}  # filled in by register_baseline (for the report's meta)
 NOMETRICS_INFO: dict[str, str] = {}  # filled in by register_nometrics (for the report's meta)
+
+# The permessage-deflate scenarios' blaze without compression: always registered, in those
+# scenarios only (it never joins the others), a variant of blaze for the report.
+NODEFLATE = "blaze_nodeflate"
+COMPRESSION_ENV = "BENCH_BLAZE_COMPRESSION"  # "0": blaze.py passes compression=None to App
+SERVERS[NODEFLATE] = SERVERS["blaze"].with_(
+    name=NODEFLATE, label="blaze_green, compression off", env=((COMPRESSION_ENV, "0"),)
+)
+VARIANTS[NODEFLATE] = "compression off"
 
 
 def _register_variant(name: str, column: str, **changes) -> ServerSpec:
@@ -948,10 +973,17 @@ def build_loadgen() -> Path:
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     if LOADGEN.exists() and LOADGEN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime:
         return LOADGEN
-    cmd = ["gcc", "-O2", "-o", str(LOADGEN), str(LOADGEN_SRC)]
+    # -lz: permessage-deflate (-z) inflates what the server sends and deflates what it sends
+    cmd = ["gcc", "-O2", "-o", str(LOADGEN), str(LOADGEN_SRC), "-lz"]
     log("building load generator: " + " ".join(cmd))
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
+        if "zlib.h" in r.stderr or "-lz" in r.stderr:
+            raise BenchError(
+                "the load generator needs zlib's headers and library (for permessage-deflate), "
+                "which gcc did not find: install them with `apt-get install -y zlib1g-dev` "
+                f"(/usr/include/zlib.h).\ngcc said:\n{r.stderr}"
+            )
         raise BenchError(f"gcc failed:\n{r.stderr}")
     return LOADGEN
 

@@ -4,13 +4,13 @@
  * Single-threaded epoll, non-blocking sockets, TCP_NODELAY, hand-written
  * WebSocket client (RFC 6455): fixed valid Sec-WebSocket-Key, masked client
  * frames (fixed mask), parses unmasked server frames with 7/16/64-bit lengths,
- * fragmented messages and frames split across reads. No extensions are
- * offered, so compression is always off.
+ * fragmented messages and frames split across reads. Without -z no extension
+ * is offered, so compression is off (and any RSV bit from the server is an error).
  *
- * Build:  gcc -O2 -o bench/build/loadgen bench/loadgen.c
+ * Build:  gcc -O2 -o bench/build/loadgen bench/loadgen.c -lz
  *
- * Usage:  loadgen [-s] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S]
- *                 [-g GO_N] [-H] MODE ARGS...
+ * Usage:  loadgen [-s] [-z] [-J] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S]
+ *                 [-d MAX_S] [-g GO_N] [-H] MODE ARGS...
  *   fanout HOST PORT N COUNT SIZE
  *   echo   HOST PORT CLIENTS SECONDS SIZE
  *   big    HOST PORT MSG_BYTES COUNT text|binary
@@ -37,6 +37,26 @@
  *   -H  fanout: once every subscriber is open, print {"ready": N} and hold until
  *       SIGUSR1 (or -t) before opening the control connection, so that the
  *       caller can check the server side (say, every worker subscribed to Redis).
+ *   -z  permessage-deflate (RFC 7692): every connection offers
+ *       "permessage-deflate; client_max_window_bits". The server's answer is checked
+ *       (only that extension, known parameters, window bits 8-15); where it accepted,
+ *       every data message with RSV1 set is inflated (raw inflate, the 00 00 ff ff tail
+ *       appended): with server_no_context_takeover by one inflater reset per message,
+ *       otherwise by one inflater per connection kept for its lifetime (the window the
+ *       server declared, else 15 bits). The inflated message is then checked as a plain
+ *       one. Echo clients on such connections send their messages compressed (each
+ *       message deflated on its own, within the client_max_window_bits the server
+ *       set; plain when it set 8, which zlib cannot deflate with). Where the server
+ *       declined, the connection runs plain. Without -z an extension in the answer, or
+ *       an RSV bit on a frame, fails the connection / the run.
+ *   -J  JSON ticker payloads: fanout sends "go N COUNT SIZE ticker" (the server
+ *       broadcasts ~SIZE-byte JSON ticker batches, every one different; each delivery
+ *       must start with {"seq": and end with ]}); echo sends ~SIZE-byte ticker JSON
+ *       texts, 64 different ones in turn, instead of a letter pattern.
+ *   Every mode reports the data messages received from the server (fanout:
+ *   subscribers; echo: clients), their WebSocket frame bytes on the wire (headers +
+ *   payload, as received: compressed or not) and their payload bytes after inflating:
+ *   rx_wire_bytes / rx_msgs is the bytes on the wire per delivery.
  *   -t  give up after this many seconds (connect phase; fanout delivery); default 60
  *   -w  echo warm-up seconds before the window opens; default 1
  *   -d  big: stop after this many seconds even if COUNT is not reached (at least 1 message)
@@ -64,6 +84,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -88,6 +109,15 @@ typedef struct conn {
     double sent_at;
     double retry_at;
     int sio_ready; /* Socket.IO: the 40{...} connect reply arrived */
+    /* permessage-deflate (-z), as the server answered */
+    unsigned char pmd;       /* negotiated */
+    unsigned char pmd_reset; /* server_no_context_takeover: a fresh inflater per message */
+    unsigned char pmd_cbits; /* client_max_window_bits the server set (0: none, 15) */
+    unsigned char pmd_sbits; /* server_max_window_bits the server declared (0: none, 15) */
+    unsigned char msg_z;     /* the message being reassembled had RSV1 on its first frame */
+    z_stream *zin;           /* the connection's inflater (context takeover) */
+    int e_var;               /* echo: the payload variant sent last */
+    size_t msg_wire;         /* frame bytes of the message being reassembled */
 } conn;
 
 /* ---------------------------------------------------------------- globals */
@@ -99,7 +129,7 @@ static int nconns;
 static conn control;           /* fanout control connection */
 static int launched, opened, failed, inflight;
 static int server_pids[MAX_PIDS], n_server_pids, aux_pids[MAX_PIDS], n_aux_pids;
-static int opt_sio = 0, opt_hold = 0; static long opt_go_n = -1;
+static int opt_sio = 0, opt_hold = 0, opt_z = 0, opt_json = 0; static long opt_go_n = -1;
 static double opt_timeout = 60.0, opt_warmup = 1.0, opt_maxdur = 0.0;
 static const char *mode;
 static char errbuf[512];
@@ -120,7 +150,11 @@ static double f_go_t, f_last_t; static int f_go_sent, f_done_seen;
 
 /* echo */
 static long e_clients; static double e_seconds; static long e_size;
-static char *e_frame; static size_t e_frame_len; static char *e_payload;
+#define E_VARIANTS 64 /* -J: distinct echo payloads, sent in turn */
+static int e_nvar = 1;
+static char *e_payloads[E_VARIANTS]; static size_t e_sizes[E_VARIANTS];
+static char *e_frames[E_VARIANTS]; static size_t e_flens[E_VARIANTS];
+static char *e_zframes[16][E_VARIANTS]; static size_t e_zlens[16][E_VARIANTS]; /* by window bits */
 static int e_phase; /* 0 connecting, 1 warmup, 2 window, 3 done */
 static double e_warm_t; static uint64_t e_round_trips, e_bad;
 
@@ -131,6 +165,16 @@ static long b_done; static uint64_t b_mismatch; static int b_finished;
 
 /* idle */
 static double i_hold; static int i_ready_printed; static double i_ready_t;
+
+/* wire accounting (data messages on every connection but the fanout control one) and
+   permessage-deflate */
+static uint64_t rx_msgs, rx_wire, rx_payload, rx_z, tx_msgs, tx_wire, tx_z;
+static uint64_t inflate_errors, proto_errors, content_errors;
+static int pmd_conns; /* connections (but the control one) that negotiated permessage-deflate */
+static char pmd_answer[160]; /* the first Sec-WebSocket-Extensions answer seen */
+static z_stream zshared; static int zshared_init; /* reset per message (no context takeover) */
+static unsigned char *zout; static size_t zout_cap;
+#define ZOUT_MAX ((size_t)64 << 20)
 
 /* ------------------------------------------------------------------ utils */
 static double mono(void) {
@@ -263,16 +307,71 @@ static void send_raw(conn *c, const char *d, size_t n) {
 }
 
 /* build a masked client frame into a fresh malloc'd buffer */
-static char *build_frame(int op, const char *payload, size_t n, size_t *out_len) {
+static char *build_frame_rsv(int op, int rsv1, const char *payload, size_t n, size_t *out_len) {
     size_t hl = 2 + (n < 126 ? 0 : n < 65536 ? 2 : 8) + 4;
     unsigned char *f = malloc(hl + n); if (!f) die("out of memory");
-    f[0] = 0x80 | op; size_t i = 2;
+    f[0] = 0x80 | (rsv1 ? 0x40 : 0) | op; size_t i = 2;
     if (n < 126) f[1] = 0x80 | n;
     else if (n < 65536) { f[1] = 0x80 | 126; f[2] = n >> 8; f[3] = n & 255; i = 4; }
     else { f[1] = 0x80 | 127; for (int k = 0; k < 8; k++) f[2 + k] = (uint64_t)n >> (56 - 8 * k); i = 10; }
     memcpy(f + i, mask_key, 4); i += 4;
     for (size_t k = 0; k < n; k++) f[i + k] = payload[k] ^ mask_key[k & 3];
     *out_len = hl + n; return (char *)f;
+}
+static char *build_frame(int op, const char *payload, size_t n, size_t *out_len) {
+    return build_frame_rsv(op, 0, payload, n, out_len);
+}
+
+/* a masked client frame carrying `payload` deflated on its own (RSV1 set), with a
+   `bits`-bit window; NULL when zlib cannot deflate with that window (8) */
+static char *build_zframe(int op, int bits, const char *payload, size_t n, size_t *out_len) {
+    if (bits < 9 || bits > 15) return NULL;
+    z_stream s; memset(&s, 0, sizeof s);
+    if (deflateInit2(&s, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) die("deflateInit2 failed");
+    size_t cap = deflateBound(&s, n) + 16; unsigned char *z = malloc(cap); if (!z) die("out of memory");
+    s.next_in = (Bytef *)payload; s.avail_in = n; s.next_out = z; s.avail_out = cap;
+    if (deflate(&s, Z_SYNC_FLUSH) != Z_OK || s.avail_in) die("deflate failed");
+    size_t zl = cap - s.avail_out; deflateEnd(&s);
+    if (zl >= 4 && memcmp(z + zl - 4, "\x00\x00\xff\xff", 4) == 0) zl -= 4; /* RFC 7692 7.2.1 */
+    char *f = build_frame_rsv(op, 1, (char *)z, zl, out_len); free(z); return f;
+}
+
+/* inflate one whole compressed message into zout (RFC 7692 7.2.2: the tail 00 00 ff ff
+   appended); returns its length, or -1 on corrupt data */
+static long inflate_msg(conn *c, const char *in, size_t n) {
+    static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+    z_stream *z;
+    if (c->pmd_reset) {
+        z = &zshared;
+        if (!zshared_init) { if (inflateInit2(z, -15) != Z_OK) die("inflateInit2 failed"); zshared_init = 1; }
+        else inflateReset(z);
+    } else {
+        if (!c->zin) {
+            c->zin = calloc(1, sizeof *c->zin); if (!c->zin) die("out of memory");
+            if (inflateInit2(c->zin, -(c->pmd_sbits ? c->pmd_sbits : 15)) != Z_OK) die("inflateInit2 failed");
+        }
+        z = c->zin;
+    }
+    size_t out = 0;
+    for (int part = 0; part < 2; part++) {
+        z->next_in = part ? (Bytef *)tail : (Bytef *)in; z->avail_in = part ? 4 : (uInt)n;
+        for (;;) {
+            if (zout_cap - out < 1024) {
+                size_t cap = zout_cap ? zout_cap * 2 : 256 * 1024;
+                if (cap > ZOUT_MAX) return -1;
+                zout = xrealloc(zout, cap); zout_cap = cap;
+            }
+            z->next_out = zout + out; z->avail_out = (uInt)(zout_cap - out);
+            int r = inflate(z, Z_SYNC_FLUSH);
+            out = (size_t)(z->next_out - zout);
+            if (r == Z_STREAM_END) { inflateReset(z); if (part == 1 || z->avail_in == 0) break; continue; }
+            if (r == Z_BUF_ERROR) { if (z->avail_out == 0) continue; break; } /* input used up */
+            if (r != Z_OK) return -1;
+            if (z->avail_in == 0 && z->avail_out > 0) break;
+        }
+        if (part == 0 && z->avail_in) return -1;
+    }
+    return (long)out;
 }
 static void send_frame(conn *c, int op, const char *payload, size_t n) {
     size_t fl; char *f = build_frame(op, payload, n, &fl); send_raw(c, f, fl); free(f);
@@ -285,10 +384,13 @@ static void conn_start(conn *c) {
     c->fd = fd; c->state = ST_CONNECTING; c->in_len = c->out_len = c->out_off = 0; c->in_msg = 0; c->msg_len = 0;
     int r = connect(fd, (struct sockaddr *)&srv_addr, sizeof srv_addr);
     if (r < 0 && errno != EINPROGRESS) die("connect: %s", strerror(errno));
-    char req[512];
+    c->pmd = c->pmd_reset = c->pmd_cbits = c->pmd_sbits = c->msg_z = 0;
+    if (c->zin) { inflateEnd(c->zin); free(c->zin); c->zin = NULL; }
+    char req[640];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n", c->path, host_hdr);
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n", c->path, host_hdr,
+                     opt_z ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
     buf_append(&c->out, &c->out_len, &c->out_cap, req, n);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl add: %s", strerror(errno));
@@ -317,6 +419,77 @@ static void conn_lost(conn *c, const char *why) {
     conn_close(c); c->state = ST_CLOSED;
 }
 
+/* window bits 8-15 (a token or a quoted string, no leading zero); -1 when invalid */
+static int parse_bits(const char *v, size_t l) {
+    if (l >= 2 && v[0] == '"' && v[l - 1] == '"') { v++; l -= 2; }
+    if (l < 1 || l > 2 || v[0] == '0') return -1;
+    int b = 0; for (size_t i = 0; i < l; i++) { if (v[i] < '0' || v[i] > '9') return -1; b = b * 10 + v[i] - '0'; }
+    return b >= 8 && b <= 15 ? b : -1;
+}
+static void trim(const char **a, const char **b) {
+    while (*a < *b && (**a == ' ' || **a == '\t')) (*a)++;
+    while (*b > *a && ((*b)[-1] == ' ' || (*b)[-1] == '\t')) (*b)--;
+}
+/* one Sec-WebSocket-Extensions value of the 101 (v..e): only permessage-deflate, once, with
+   the parameters of RFC 7692 7.1, each at most once. Returns 0, or -1 with `why` filled. */
+static int parse_ext_answer(conn *c, const char *v, const char *e, char *why, size_t wl) {
+    if (!pmd_answer[0]) {
+        const char *a = v, *b = e; trim(&a, &b);
+        size_t l = (size_t)(b - a) < sizeof pmd_answer - 1 ? (size_t)(b - a) : sizeof pmd_answer - 1;
+        memcpy(pmd_answer, a, l); pmd_answer[l] = 0;
+    }
+    const char *p = v;
+    while (p < e) {
+        const char *ext_end = memchr(p, ',', e - p); if (!ext_end) ext_end = e;
+        const char *a = p, *b = ext_end; trim(&a, &b);
+        if (a == b) { p = ext_end + 1; continue; }
+        if (!opt_z) { snprintf(why, wl, "the server accepted an extension that was not offered: %.*s", (int)(b - a), a); return -1; }
+        const char *semi = memchr(a, ';', b - a); const char *ne = semi ? semi : b; const char *na = a; trim(&na, &ne);
+        if ((size_t)(ne - na) != 18 || strncasecmp(na, "permessage-deflate", 18) != 0) { snprintf(why, wl, "unexpected extension in the answer: %.*s", (int)(ne - na), na); return -1; }
+        if (c->pmd) { snprintf(why, wl, "permessage-deflate answered twice"); return -1; }
+        c->pmd = 1;
+        int seen = 0;
+        while (semi) {
+            const char *pa = semi + 1; const char *pe = memchr(pa, ';', b - pa); semi = pe; if (!pe) pe = b;
+            const char *eq = memchr(pa, '=', pe - pa);
+            const char *ka = pa, *ke = eq ? eq : pe; trim(&ka, &ke);
+            const char *va = eq ? eq + 1 : pe, *ve = pe; trim(&va, &ve);
+            int bit, bits = -1;
+#define IS(name) ((size_t)(ke - ka) == strlen(name) && strncasecmp(ka, name, ke - ka) == 0)
+            if (IS("server_no_context_takeover")) bit = 1;
+            else if (IS("client_no_context_takeover")) bit = 2;
+            else if (IS("server_max_window_bits")) bit = 4;
+            else if (IS("client_max_window_bits")) bit = 8;
+            else { snprintf(why, wl, "unknown permessage-deflate parameter in the answer: %.*s", (int)(ke - ka), ka); return -1; }
+#undef IS
+            if (seen & bit) { snprintf(why, wl, "permessage-deflate parameter repeated in the answer: %.*s", (int)(ke - ka), ka); return -1; }
+            seen |= bit;
+            if (bit <= 2 && eq) { snprintf(why, wl, "%.*s takes no value", (int)(ke - ka), ka); return -1; }
+            if (bit >= 4) {
+                bits = eq ? parse_bits(va, ve - va) : -1;
+                if (bits < 0) { snprintf(why, wl, "bad %.*s in the answer", (int)(ke - ka), ka); return -1; }
+            }
+            if (bit == 1) c->pmd_reset = 1;
+            else if (bit == 4) c->pmd_sbits = (unsigned char)bits;
+            else if (bit == 8) c->pmd_cbits = (unsigned char)bits;
+            /* client_no_context_takeover: we deflate every message on its own anyway */
+        }
+        p = ext_end + 1;
+    }
+    return 0;
+}
+
+/* a complete data message: inflate it when it was compressed, count it, hand it on */
+static void deliver(conn *c, int op, int z, char *d, size_t n, size_t wire) {
+    if (z) {
+        long m = inflate_msg(c, d, n);
+        if (m < 0) { inflate_errors++; set_error("corrupt compressed message on %s connection %d", c->path, c->id); return; }
+        d = (char *)zout; n = (size_t)m;
+    }
+    if (c->kind != K_CONTROL) { rx_msgs++; rx_wire += wire; rx_payload += n; if (z) rx_z++; }
+    on_message(c, op, d, n);
+}
+
 /* parse as much as possible from d[0..n); returns bytes consumed */
 static size_t parse(conn *c, char *d, size_t n) {
     size_t pos = 0;
@@ -339,6 +512,17 @@ static size_t parse(conn *c, char *d, size_t n) {
             }
         }
         if (!ok) { set_error("bad Sec-WebSocket-Accept on %s", c->path); conn_close(c); c->state = ST_CLOSED; failed++; inflight--; return n; }
+        for (char *p = d; p < e; p++) { /* Sec-WebSocket-Extensions (every such line) */
+            if ((p == d || p[-1] == '\n') && strncasecmp(p, "sec-websocket-extensions:", 25) == 0) {
+                char *v = p + 25, *le = memmem(v, e + 2 - v, "\r\n", 2); if (!le) le = e;
+                char why[200];
+                if (parse_ext_answer(c, v, le, why, sizeof why) < 0) {
+                    set_error("handshake on %s: %s", c->path, why);
+                    conn_close(c); c->state = ST_CLOSED; failed++; inflight--; return n;
+                }
+            }
+        }
+        if (c->pmd && c->kind != K_CONTROL) pmd_conns++;
         c->state = ST_OPEN;
         pos = hl;
         if (c->out_len) conn_flush(c);
@@ -349,7 +533,7 @@ static size_t parse(conn *c, char *d, size_t n) {
         size_t avail = n - pos;
         if (avail < 2) break;
         unsigned char *h = (unsigned char *)d + pos;
-        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f, masked = h[1] & 0x80, rsv = h[0] & 0x70;
         uint64_t len = h[1] & 0x7f; size_t hl = 2;
         if (len == 126) { if (avail < 4) break; len = (h[2] << 8) | h[3]; hl = 4; }
         else if (len == 127) { if (avail < 10) break; len = 0; for (int k = 0; k < 8; k++) len = (len << 8) | h[2 + k]; hl = 10; }
@@ -358,6 +542,15 @@ static size_t parse(conn *c, char *d, size_t n) {
         char *pl = d + pos + hl;
         if (masked) { unsigned char *m = h + hl - 4; for (uint64_t k = 0; k < len; k++) pl[k] ^= m[k & 3]; }
         pos += hl + len;
+        /* RSV1 only on the first frame of a data message, and only with permessage-deflate;
+           RSV2/RSV3 never (no other extension is negotiated) */
+        if (rsv && (op >= 8 || op == 0 || rsv != 0x40 || !c->pmd)) {
+            proto_errors++;
+            set_error("frame with RSV bits %#x (opcode %d) on %s connection %d%s", rsv, op, c->path, c->id,
+                      c->pmd ? "" : " without permessage-deflate");
+            if (op == 0 || op >= 8) continue;
+            rsv = 0; /* a data frame: taken as plain, so the stream stays in step (the run fails) */
+        }
         if (op >= 8) { /* control frames */
             if (op == 0x9) { if (c->state == ST_OPEN) send_frame(c, 0xA, pl, len); }
             else if (op == 0x8) {
@@ -372,12 +565,16 @@ static size_t parse(conn *c, char *d, size_t n) {
         if (c->state == ST_CLOSING) continue;
         if (op == 0) { /* continuation */
             if (!c->in_msg) { set_error("unexpected continuation frame"); continue; }
-            buf_append(&c->msg, &c->msg_len, &c->msg_cap, pl, len);
-            if (fin) { c->in_msg = 0; on_message(c, c->msg_op, c->msg, c->msg_len); c->msg_len = 0; }
+            buf_append(&c->msg, &c->msg_len, &c->msg_cap, pl, len); c->msg_wire += hl + len;
+            if (fin) { c->in_msg = 0; deliver(c, c->msg_op, c->msg_z, c->msg, c->msg_len, c->msg_wire); c->msg_len = 0; }
             continue;
         }
-        if (!fin) { c->in_msg = 1; c->msg_op = op; c->msg_len = 0; buf_append(&c->msg, &c->msg_len, &c->msg_cap, pl, len); continue; }
-        on_message(c, op, pl, len);
+        if (!fin) {
+            c->in_msg = 1; c->msg_op = op; c->msg_z = rsv != 0; c->msg_len = 0; c->msg_wire = hl + len;
+            buf_append(&c->msg, &c->msg_len, &c->msg_cap, pl, len);
+            continue;
+        }
+        deliver(c, op, rsv != 0, pl, len, hl + len);
     }
     return pos;
 }
@@ -458,8 +655,9 @@ static void pool_pump(void) {
 static void on_open(conn *c) {
     if (c->kind == K_CONTROL) {
         char cmd[128]; long go_n = opt_go_n >= 0 ? opt_go_n : f_n;
-        int n = opt_sio ? snprintf(cmd, sizeof cmd, "42[\"go\",\"go %ld %ld %ld\"]", go_n, f_count, f_size)
-                        : snprintf(cmd, sizeof cmd, "go %ld %ld %ld", go_n, f_count, f_size);
+        const char *kind = opt_json ? " ticker" : "";
+        int n = opt_sio ? snprintf(cmd, sizeof cmd, "42[\"go\",\"go %ld %ld %ld%s\"]", go_n, f_count, f_size, kind)
+                        : snprintf(cmd, sizeof cmd, "go %ld %ld %ld%s", go_n, f_count, f_size, kind);
         win_start(); f_go_t = win_t0; f_go_sent = 1;
         send_frame(c, 0x1, cmd, n);
     } else if (c->kind == K_ECHO) {
@@ -471,6 +669,21 @@ static void on_open(conn *c) {
 }
 
 static void app_message(conn *c, int op, char *d, size_t n);
+
+/* echo: the next payload variant, compressed when the connection negotiated
+   permessage-deflate (deflated once per variant and window size, then reused) */
+static void send_echo(conn *c) {
+    int v = c->e_var = (c->e_var + 1) % e_nvar;
+    const char *f = e_frames[v]; size_t fl = e_flens[v]; int z = 0;
+    if (c->pmd) {
+        int bits = c->pmd_cbits ? c->pmd_cbits : 15;
+        if (!e_zframes[bits][v] && bits >= 9) e_zframes[bits][v] = build_zframe(0x1, bits, e_payloads[v], e_sizes[v], &e_zlens[bits][v]);
+        if (e_zframes[bits][v]) { f = e_zframes[bits][v]; fl = e_zlens[bits][v]; z = 1; }
+    }
+    tx_msgs++; tx_wire += fl; if (z) tx_z++;
+    send_raw(c, f, fl);
+}
+
 /* Engine.IO / Socket.IO layer (-s): the open packet, the namespace connect, pings;
    events (42[...]) go on to the mode logic as they are */
 static void on_message(conn *c, int op, char *d, size_t n) {
@@ -504,6 +717,9 @@ static void app_message(conn *c, int op, char *d, size_t n) {
         if (s) { s += 3; while (*s == '"' || *s == '\\' || *s == ':' || *s == ' ') s++; }
         if (t) { t += 2; while (*t == '"' || *t == '\\' || *t == ':' || *t == ' ') t++; }
         if (op != 0x1 || !s || !t) { f_parse_errors++; set_error("unparsable fan-out message"); break; }
+        if (opt_json && (n < 9 || memcmp(d, "{\"seq\":", 7) != 0 || d[n - 2] != ']' || d[n - 1] != '}')) {
+            content_errors++; set_error("fan-out message is not a ticker batch: %.*s", (int)(n > 60 ? 60 : n), d); break;
+        }
         long long seq = strtoll(s, NULL, 10); double ts = strtod(t, NULL);
         if (seq != c->next_seq) f_order_errors++;
         c->next_seq = seq + 1; c->received++; f_deliveries++;
@@ -516,9 +732,10 @@ static void app_message(conn *c, int op, char *d, size_t n) {
         break;
     case K_ECHO: {
         double now = mono();
-        if (op != 0x1 || (size_t)n != (size_t)e_size || memcmp(d, e_payload, n) != 0) e_bad++;
+        int v = c->e_var;
+        if (op != 0x1 || n != e_sizes[v] || memcmp(d, e_payloads[v], n) != 0) e_bad++;
         if (e_phase == 2) { e_round_trips++; lat_add((now - c->sent_at) * 1000.0); }
-        if (e_phase == 1 || e_phase == 2) { c->sent_at = now; send_raw(c, e_frame, e_frame_len); }
+        if (e_phase == 1 || e_phase == 2) { c->sent_at = now; send_echo(c); }
         break;
     }
     case K_BIG: {
@@ -551,6 +768,27 @@ static void json_cpu(FILE *o) {
         fprintf(o, ",\"aux_cpu_s\":%.4f,\"aux_cpu_pct\":%.1f", aux_cpu1 - aux_cpu0,
                 w > 0 ? 100.0 * (aux_cpu1 - aux_cpu0) / w : 0.0);
 }
+static void json_str(FILE *o, const char *s) {
+    fputc('"', o);
+    for (const char *p = s; *p; p++) { if (*p == '"' || *p == '\\') fputc('\\', o); fputc((unsigned char)*p < 32 ? ' ' : *p, o); }
+    fputc('"', o);
+}
+static void json_wire(FILE *o) {
+    fprintf(o, ",\"deflate_offered\":%s,\"deflate_conns\":%d,\"rx_msgs\":%llu,\"rx_wire_bytes\":%llu,"
+            "\"rx_payload_bytes\":%llu,\"rx_compressed\":%llu,\"tx_msgs\":%llu,\"tx_wire_bytes\":%llu,"
+            "\"tx_compressed\":%llu,\"inflate_errors\":%llu,\"proto_errors\":%llu,\"content_errors\":%llu",
+            opt_z ? "true" : "false", pmd_conns, (unsigned long long)rx_msgs, (unsigned long long)rx_wire,
+            (unsigned long long)rx_payload, (unsigned long long)rx_z, (unsigned long long)tx_msgs,
+            (unsigned long long)tx_wire, (unsigned long long)tx_z, (unsigned long long)inflate_errors,
+            (unsigned long long)proto_errors, (unsigned long long)content_errors);
+    if (rx_msgs)
+        fprintf(o, ",\"wire_bytes_per_msg\":%.1f,\"payload_bytes_per_msg\":%.1f,\"compressed_pct\":%.1f,\"wire_pct\":%.1f",
+                (double)rx_wire / rx_msgs, (double)rx_payload / rx_msgs, 100.0 * rx_z / rx_msgs,
+                rx_payload ? 100.0 * rx_wire / rx_payload : 0.0);
+    if (tx_msgs) fprintf(o, ",\"tx_wire_bytes_per_msg\":%.1f", (double)tx_wire / tx_msgs);
+    if (pmd_answer[0]) { fputs(",\"deflate_answer\":", o); json_str(o, pmd_answer); }
+}
+static int wire_failed(void) { return inflate_errors || proto_errors || content_errors; }
 static void json_err(FILE *o) {
     if (errbuf[0]) {
         fputs(",\"error\":\"", o);
@@ -630,10 +868,39 @@ static int hold_until_usr1(long n) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen [-s] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] [-g GO_N] [-H] MODE ARGS\n"
+            "usage: loadgen [-s] [-z] [-J] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] [-g GO_N] [-H] MODE ARGS\n"
             "  fanout HOST PORT N COUNT SIZE\n  echo HOST PORT CLIENTS SECONDS SIZE\n"
             "  big HOST PORT MSG_BYTES COUNT text|binary\n  idle HOST PORT N HOLD_S [PATH]\n");
     exit(2);
+}
+
+/* -J echo: a JSON ticker batch of at most `size` bytes (at least one entry), like the
+   fan-out's (bench/servers/_proto.py), variant `v` with its own prices; returns its length */
+static size_t fill_ticker(char *p, size_t size, int v) {
+    static const char *sym[] = {"BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD",
+                                "AVAX-USD", "LINK-USD", "DOT-USD", "LTC-USD", "BCH-USD", "UNI-USD"};
+    static const double base[] = {64000.0, 3400.0, 145.0, 0.52, 0.45, 0.12, 35.0, 14.5, 6.8, 82.0, 480.0, 9.6};
+    unsigned long long r = 0x9e3779b97f4a7c15ULL * (unsigned)(v + 1);
+#define RND() (r = r * 6364136223846793005ULL + 1442695040888963407ULL, (double)(r >> 11) / 9007199254740992.0)
+    char e[256], head[96];
+    int hl = snprintf(head, sizeof head, "{\"type\":\"ticker\",\"exchange\":\"coinbase\",\"batch\":%d,\"data\":[", v);
+    size_t len = hl; memcpy(p, head, hl);
+    int k = (int)(RND() * 12), first = 1; long t_ms = 1000L * v + (long)(RND() * 900);
+    for (;;) {
+        int j = k++ % 12;
+        double px = base[j] * (1 + (RND() - 0.5) * 0.002), tick = px >= 10 ? 0.01 : 0.0001;
+        int dec = px >= 10 ? 2 : 4;
+        int el = snprintf(e, sizeof e,
+                          "%s{\"product_id\":\"%s\",\"price\":\"%.*f\",\"best_bid\":\"%.*f\",\"best_ask\":\"%.*f\","
+                          "\"side\":\"%s\",\"time\":\"2025-12-02T09:%02ld:%02ld.%03ldZ\"}",
+                          first ? "" : ",", sym[j], dec, px, dec, px - tick, dec, px + tick, RND() < 0.5 ? "buy" : "sell",
+                          t_ms / 60000 % 60, t_ms / 1000 % 60, t_ms % 1000);
+        if (!first && len + el + 2 > size) break;
+        memcpy(p + len, e, el); len += el; first = 0;
+        if (len + 2 > size) break;
+    }
+#undef RND
+    memcpy(p + len, "]}", 2); return len + 2;
 }
 
 /* valid UTF-8 text of exactly n bytes with 1-4 byte characters */
@@ -649,13 +916,15 @@ static void fill_utf8(char *p, size_t n) {
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "+p:a:t:w:d:g:sH")) != -1) {
+    while ((opt = getopt(argc, argv, "+p:a:t:w:d:g:sHzJ")) != -1) {
         switch (opt) {
         case 'p': n_server_pids = parse_pids(optarg, server_pids); break;
         case 'a': n_aux_pids = parse_pids(optarg, aux_pids); break;
         case 's': opt_sio = 1; break;
         case 'g': opt_go_n = atol(optarg); break;
         case 'H': opt_hold = 1; break;
+        case 'z': opt_z = 1; break;
+        case 'J': opt_json = 1; break;
         case 't': opt_timeout = atof(optarg); break;
         case 'w': opt_warmup = atof(optarg); break;
         case 'd': opt_maxdur = atof(optarg); break;
@@ -700,23 +969,31 @@ int main(int argc, char **argv) {
                f_n, f_count, f_size, (unsigned long long)f_deliveries, (unsigned long long)f_expected, el,
                el > 0 ? f_deliveries / el : 0.0, pct(50), pct(99), lat_n ? lat[lat_n - 1] : -1.0,
                (unsigned long long)f_order_errors, (unsigned long long)f_parse_errors, f_done_seen ? "true" : "false", connect_s);
-        json_cpu(stdout); json_err(stdout); puts("}");
-        if (f_order_errors || f_deliveries != f_expected) rc = 1;
+        json_wire(stdout); json_cpu(stdout); json_err(stdout); puts("}");
+        if (f_order_errors || f_deliveries != f_expected || wire_failed()) rc = 1;
     } else if (strcmp(mode, "echo") == 0) {
         if (na != 5) usage();
         e_clients = atol(a[2]); e_seconds = atof(a[3]); e_size = atol(a[4]);
-        e_payload = malloc(e_size + 32);
-        for (long i = 0; i < e_size; i++) e_payload[i] = 'a' + (i % 26);
-        if (opt_sio) { /* 42["echo","<payload>"]: the expected echo is the same text */
-            static const char pre[] = "42[\"echo\",\""; size_t pl = sizeof pre - 1;
-            memmove(e_payload + pl, e_payload, e_size); memcpy(e_payload, pre, pl);
-            memcpy(e_payload + pl + e_size, "\"]", 2); e_size += pl + 2;
+        if (opt_json && opt_sio) die("-J echo: no Socket.IO mode (the JSON would need escaping)");
+        e_nvar = opt_json ? E_VARIANTS : 1;
+        for (int v = 0; v < e_nvar; v++) {
+            char *pay = malloc((e_size > 512 ? e_size : 512) + 32); if (!pay) die("out of memory"); /* -J: one entry at least */
+            size_t len = e_size;
+            if (opt_json) len = fill_ticker(pay, e_size, v);
+            else for (long i = 0; i < e_size; i++) pay[i] = 'a' + (i % 26);
+            if (opt_sio) { /* 42["echo","<payload>"]: the expected echo is the same text */
+                static const char pre[] = "42[\"echo\",\""; size_t pl = sizeof pre - 1;
+                memmove(pay + pl, pay, len); memcpy(pay, pre, pl);
+                memcpy(pay + pl + len, "\"]", 2); len += pl + 2;
+            }
+            e_payloads[v] = pay; e_sizes[v] = len;
+            e_frames[v] = build_frame(0x1, pay, len, &e_flens[v]);
         }
-        e_frame = build_frame(0x1, e_payload, e_size, &e_frame_len);
+        long e_req = e_size; e_size = (long)e_sizes[0];
         pool_init(e_clients, opt_sio ? SIO_PATH "echo" : "/echo", K_ECHO);
         if (connect_all(&connect_s) == 0) {
             e_phase = 1; e_warm_t = mono();
-            for (int i = 0; i < nconns; i++) { conns[i].sent_at = mono(); send_raw(&conns[i], e_frame, e_frame_len); }
+            for (int i = 0; i < nconns; i++) { conns[i].e_var = i % e_nvar; conns[i].sent_at = mono(); send_echo(&conns[i]); }
             while (!failed && !lost && stop_flag != 2) {
                 double now = mono();
                 if (e_phase == 1 && now - e_warm_t >= opt_warmup) { e_phase = 2; win_start(); }
@@ -733,8 +1010,9 @@ int main(int argc, char **argv) {
                "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"bad_echoes\":%llu,\"connect_s\":%.3f",
                e_clients, e_seconds, e_size - (opt_sio ? 13 : 0), (unsigned long long)e_round_trips, w > 0 ? e_round_trips / w : 0.0,
                pct(50), pct(99), lat_n ? lat[lat_n - 1] : -1.0, (unsigned long long)e_bad, connect_s);
-        json_cpu(stdout); json_err(stdout); puts("}");
-        if (e_bad) rc = 1;
+        fprintf(stdout, ",\"requested_size\":%ld,\"payload\":\"%s\"", e_req, opt_json ? "ticker" : "letters");
+        json_wire(stdout); json_cpu(stdout); json_err(stdout); puts("}");
+        if (e_bad || wire_failed()) rc = 1;
     } else if (strcmp(mode, "big") == 0) {
         if (na != 5) usage();
         b_bytes = atol(a[2]); b_count = atol(a[3]);
@@ -761,8 +1039,8 @@ int main(int argc, char **argv) {
                "\"mib_per_s\":%.2f,\"p50_ms\":%.3f,\"max_ms\":%.3f,\"mismatches\":%llu,\"connect_s\":%.3f",
                b_bytes, b_binary ? "binary" : "text", b_done, b_count, w, w > 0 ? (double)b_bytes * b_done / w / 1048576.0 : 0.0,
                pct(50), lat_n ? lat[lat_n - 1] : -1.0, (unsigned long long)b_mismatch, connect_s);
-        json_cpu(stdout); json_err(stdout); puts("}");
-        if (b_mismatch) rc = 1;
+        json_wire(stdout); json_cpu(stdout); json_err(stdout); puts("}");
+        if (b_mismatch || wire_failed()) rc = 1;
     } else if (strcmp(mode, "idle") == 0) {
         if (na != 4 && na != 5) usage();
         int n = atoi(a[2]); i_hold = atof(a[3]);
@@ -777,7 +1055,8 @@ int main(int argc, char **argv) {
         if (!rc && alive != n) { set_error("%d of %d connections survived the hold", alive, n); rc = 1; }
         printf("{\"mode\":\"idle\",\"n\":%d,\"opened\":%d,\"alive_at_end\":%d,\"hold_s\":%.1f,\"held_s\":%.3f,\"connect_s\":%.3f",
                n, opened, alive, i_hold, i_ready_printed ? mono() - i_ready_t : 0.0, connect_s);
-        json_err(stdout); puts("}");
+        json_wire(stdout); json_err(stdout); puts("}");
+        if (wire_failed()) rc = 1;
     } else usage();
     fflush(stdout);
     if (stop_flag != 2) close_all(3.0);

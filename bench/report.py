@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .harness import BASELINE, NOMETRICS, SERVERS, VARIANTS, log
+from .harness import BASELINE, NODEFLATE, NOMETRICS, SERVERS, VARIANTS, log
 from .scenarios import SCENARIOS
 
 DISTURBED_PCT = 25.0
@@ -20,7 +20,7 @@ QUIET_TOTAL_S = 60.0  # total time a run may spend waiting for a quiet machine
 
 BLAZE_COLOR = "#d9480f"
 # variants of blaze (harness.VARIANTS) in lighter oranges: --baseline, --metrics-off
-VARIANT_COLORS = {BASELINE: "#ffa94d", NOMETRICS: "#ffd8a8"}
+VARIANT_COLORS = {BASELINE: "#ffa94d", NOMETRICS: "#ffd8a8", NODEFLATE: "#ffe066"}
 VARIANT_COLOR = "#ffc078"  # a variant without a colour of its own
 PEER_COLORS = [
     "#4c6ef5",
@@ -126,6 +126,148 @@ def summary_table(out: dict) -> list[str]:
     return L
 
 
+# --------------------------------------------------------------------------- compression
+WS_DEFLATE = "websockets_deflate"
+# The issue's targets for permessage-deflate: (scenario, metric, other server, target, op,
+# the cases it applies to (None: every case), what it compares). Ratios are blaze ÷ other.
+DEFLATE_TARGETS = [
+    (
+        "fanout_deflate",
+        "deliveries_per_s",
+        WS_DEFLATE,
+        8.0,
+        ">=",
+        "N=1000 ",
+        "deliveries/s ÷ websockets with compression",
+    ),
+    (
+        "fanout_deflate",
+        "deliveries_per_s",
+        NODEFLATE,
+        0.7,
+        ">=",
+        None,
+        "deliveries/s ÷ blaze_green without compression",
+    ),
+    (
+        "fanout_deflate",
+        "p99_ms",
+        WS_DEFLATE,
+        1.0,
+        "<=",
+        None,
+        "p99 latency ÷ websockets with compression",
+    ),
+    (
+        "echo_deflate",
+        "rtt_per_s",
+        WS_DEFLATE,
+        1.0,
+        ">=",
+        None,
+        "round trips/s ÷ websockets with compression",
+    ),
+    (
+        "idle_memory_deflate",
+        "kib_per_conn",
+        NODEFLATE,
+        1.1,
+        "<=",
+        None,
+        "KiB/connection ÷ blaze_green without compression",
+    ),
+    (
+        "idle_memory_deflate",
+        "kib_per_conn",
+        WS_DEFLATE,
+        0.5,
+        "<=",
+        None,
+        "KiB/connection ÷ websockets with compression",
+    ),
+]
+DEFLATE_SCENARIOS = ("fanout_deflate", "echo_deflate", "idle_memory_deflate")
+
+
+def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
+    return "–" if v is None else fmt.format(v)
+
+
+def compression_section(out: dict, quick: bool = False) -> list[str]:
+    """The permessage-deflate targets (blaze ÷ the server each compares with, per case, met or
+    not) and the bytes on the wire per delivery of every server in the *_deflate scenarios.
+    Empty when none of them ran."""
+    ran = [n for n in DEFLATE_SCENARIOS if n in out and not out[n].get("skipped")]
+    if not ran:
+        return []
+    L = ["## Compression (permessage-deflate): targets and bytes on the wire", ""]
+    L.append(
+        "Targets from the issue, read from the medians of the `*_deflate` tables below (ratio = "
+        "blaze_green with compression ÷ the other server; for latency and memory lower is "
+        "better). They are a reading aid, not assertions: on a shared machine check the "
+        "min–max and the other-load column before calling one met or missed."
+        + (" **Quick run: tiny sizes, the ratios are noise.**" if quick else "")
+    )
+    L += [
+        "",
+        "| scenario | case | blaze ÷ | blaze_green | other | ratio | target | |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for name, key, other, target, op, only, what in DEFLATE_TARGETS:
+        entry = out.get(name)
+        if not entry or entry.get("skipped"):
+            continue
+        fmt = next((c.fmt for c in SCENARIOS[name].columns if c.key == key), "{:,.1f}")
+        for case in entry["cases"]:
+            b = _median(entry, case, "blaze", key)
+            o = _median(entry, case, other, key)
+            r = b / o if (b is not None and o) else None
+            if only is not None and not case.startswith(only):
+                verdict = f"(target set for {only.strip()} only)"
+            elif r is None:
+                verdict = "not measured"
+            else:
+                ok = r >= target if op == ">=" else r <= target
+                verdict = "met" if ok else "**not met**"
+            sign = "≥" if op == ">=" else "≤"
+            L.append(
+                f"| {name} | {case} | {what} | {_num(b, fmt)} | {_num(o, fmt)} | "
+                f"{ratio(r) if r is not None else '–'} | {sign} {target:g}× | {verdict} |"
+            )
+    bytes_rows = []
+    for name in ("fanout_deflate", "echo_deflate"):
+        entry = out.get(name)
+        if not entry or entry.get("skipped"):
+            continue
+        for case in entry["cases"]:
+            for server in entry["servers"]:
+                w = _median(entry, case, server, "wire_bytes_per_msg")
+                if w is None:
+                    continue
+                raw = _median(entry, case, server, "payload_bytes_per_msg")
+                comp = _median(entry, case, server, "compressed_pct")
+                bytes_rows.append(
+                    f"| {name} | {case} | {label(server)} | {_num(raw)} | {_num(w)} | "
+                    f"{_num(100 * w / raw if raw else None, '{:.0f}%')} | "
+                    f"{_num(comp, '{:.0f}%')} |"
+                )
+    if bytes_rows:
+        L += [
+            "",
+            "Bytes on the wire per delivery: WebSocket frame bytes (header + payload, as "
+            "received by the load generator) per message from the server, against the message "
+            "after inflating (`raw`); `compressed` is the share of messages that arrived with "
+            "RSV1 set. TCP/IP headers and the handshake are not counted.",
+            "",
+            "| scenario | case | server | raw B/delivery | wire B/delivery | wire ÷ raw "
+            "| compressed |",
+            "|---|---|---|---:|---:|---:|---:|",
+            *bytes_rows,
+        ]
+    L.append("")
+    return L
+
+
 def header(meta: dict) -> list[str]:
     L = []
     L.append(f"Command (from the repository root): `{meta['command']}`  ")
@@ -182,8 +324,9 @@ HOW_TO_READ = """\
 - A server that failed a check (missing or out-of-order deliveries, bad echoes, non-2xx
   responses, a crash) is not counted; the failures are listed under its table. A peer whose
   package is not installed is shown as "not installed".
-- Peers and their settings are described in `bench/README.md` (compression off everywhere,
-  server pings off, TCP_NODELAY, 4 MiB messages, listen backlog 1024)."""
+- Peers and their settings are described in `bench/README.md` (compression off everywhere
+  but the `*_deflate` scenarios, where the load generator offers permessage-deflate; server
+  pings off, TCP_NODELAY, 4 MiB messages, listen backlog 1024)."""
 
 
 def markdown(out: dict, meta: dict, charts: dict[str, str] | None = None) -> str:
@@ -216,6 +359,9 @@ def markdown(out: dict, meta: dict, charts: dict[str, str] | None = None) -> str
         L += ["", "**The run was interrupted: the tables cover what finished.**"]
     L += ["", "## Summary", ""]
     L += summary_table(out)
+    comp = compression_section(out, bool(meta.get("quick")))
+    if comp:
+        L += [""] + comp
     L += ["", "## How to read these numbers", ""]
     L.append(HOW_TO_READ.format(disturbed=DISTURBED_PCT, steal=STEAL_PCT, fanout=FANOUT_READING))
     L.append("")

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .harness import (
+    COMPRESSION_ENV,
     GUNICORN_SPECS,
+    NODEFLATE,
+    REPO,
     SERVERS,
     VARIANTS,
     BenchError,
@@ -109,12 +112,14 @@ CPU_COLUMNS = [
 ]
 
 
-def gen_base(server: Server) -> list[str]:
+def gen_base(server: Server, p: dict | None = None) -> list[str]:
     """Load generator options every WebSocket mode shares: whose CPU to sample (-p, every
-    gunicorn worker), and Socket.IO framing (-s) for Flask-SocketIO."""
+    gunicorn worker), Socket.IO framing (-s) for Flask-SocketIO, and the scenario's own
+    flags (``p["loadgen_flags"]``: -z permessage-deflate, -J ticker JSON payloads)."""
     args = ["-p", ",".join(str(p) for p in server.cpu_pids)]
     if server.spec.sio:
         args.append("-s")
+    args += list((p or {}).get("loadgen_flags", ()))
     return args
 
 
@@ -177,7 +182,7 @@ HTTP_HELLO = Scenario(
 # --------------------------------------------------------------------------- echo
 def _echo_run(server: Server, case: dict, p: dict) -> dict:
     args = [
-        *gen_base(server),
+        *gen_base(server, p),
         "-w",
         str(p["warmup_s"]),
         "-t",
@@ -333,7 +338,7 @@ BIG = Scenario(
 # --------------------------------------------------------------------------- fanout
 def _fanout_run(server: Server, case: dict, p: dict) -> dict:
     args = [
-        *gen_base(server),
+        *gen_base(server, p),
         "-t",
         str(p["timeout_s"]),
         "fanout",
@@ -424,6 +429,7 @@ def _idle_run(server: Server, case: dict, p: dict) -> dict:
         raise BenchError("server gone before the idle test")
     n = p["n"]
     sio = ["-s"] if server.spec.sio else []
+    sio += list(p.get("loadgen_flags", ()))
     run = start_loadgen(
         [*sio, "-t", "60", "idle", "127.0.0.1", str(server.port), str(n), str(p["settle_s"] + 5.0)],
         120,
@@ -685,7 +691,238 @@ CLUSTER = Scenario(
     retry_on_steal=False,
 )
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [HTTP_HELLO, ECHO, BIG, FANOUT, IDLE, CLUSTER]}
+# --------------------------------------------------------------------------- permessage-deflate
+# Servers of the *_deflate scenarios: blaze (compression on, the package default), blaze
+# without compression, websockets with its default compression. The load generator runs with
+# -z (offers permessage-deflate, inflates and checks every message) and, for fan-out and
+# echo, -J (~1 KiB JSON ticker batches, every one different).
+DEFLATE_PEERS = ["blaze", NODEFLATE, "websockets_deflate"]
+DEFLATE_TARGETS_READING = (
+    "The issue's targets, and whether this run met them, are in the compression section near "
+    "the top of this report."
+)
+GEN_LIMIT_PCT = 90.0  # load generator CPU above this: it, not the server, set the pace
+
+
+def expects_deflate(spec: ServerSpec) -> bool | None:
+    """Whether a server must negotiate permessage-deflate when offered it: True/False, or None
+    when unknown (another checkout's blaze_green, `--baseline`, may not have it)."""
+    env = dict(spec.env)
+    if spec.script == "blaze.py":
+        if env.get(COMPRESSION_ENV) == "0":
+            return False
+        return True if spec.blaze_root == str(REPO) else None
+    if spec.script == "websockets_asyncio.py":
+        return env.get("BENCH_WS_COMPRESSION") == "deflate"
+    return None
+
+
+def _deflate_problem(r: dict) -> str | None:
+    """Negotiation as the server's settings say: all connections (compression on), none (off)."""
+    expect, conns, got = r.get("expect_deflate"), r.get("conns"), r.get("deflate_conns")
+    if expect is True and got != conns:
+        return f"permessage-deflate negotiated on {got} of {conns} connections (expected all)"
+    if expect is False and got:
+        return f"permessage-deflate negotiated on {got} connections although compression is off"
+    if expect is True and r.get("rx_msgs") and not r.get("rx_compressed"):
+        return "permessage-deflate negotiated but no message arrived compressed"
+    for key in ("inflate_errors", "proto_errors", "content_errors"):
+        if r.get(key):
+            why = f" ({r['error']})" if r.get("error") else ""
+            return f"{r[key]} {key.replace('_', ' ')}{why}"
+    return None
+
+
+def _with_deflate(run, conns):
+    def wrapped(server: Server, case: dict, p: dict) -> dict:
+        r = run(server, case, p)
+        r["expect_deflate"] = expects_deflate(server.spec)
+        r["conns"] = conns(case, p)
+        return r
+
+    return wrapped
+
+
+def _gen_limit_notes(entry: dict) -> list[str]:
+    """Flag the rows where the load generator (inflating every message, deflating what it
+    sends) was itself near a full core: there the server's number is a lower bound."""
+    flagged = []
+    for row in entry["rows"].values():
+        pcts = [r["gen_cpu_pct"] for r in row.get("runs", []) if "gen_cpu_pct" in r]
+        if pcts and max(pcts) >= GEN_LIMIT_PCT:
+            flagged.append(f"{row['server']} ({row['case']}, up to {max(pcts):.0f}%)")
+    if not flagged:
+        return []
+    return [
+        f"Load generator near a full core: {'; '.join(flagged)}. Inflating ~1 KiB takes it a few "
+        "µs per message, so there it set the pace and the server's deliveries/s (round trips/s) "
+        "is a lower bound; compare its server CPU column."
+    ]
+
+
+def _check_deflate(check):
+    def wrapped(r: dict) -> str | None:
+        return _deflate_problem(r) or check(r)
+
+    return wrapped
+
+
+WIRE_COLUMNS = [
+    Column("wire_bytes_per_msg", "wire B/delivery", "{:,.0f}", spread=False),
+    Column("payload_bytes_per_msg", "raw B/delivery", "{:,.0f}", spread=False),
+    Column("wire_pct", "wire ÷ raw", "{:.0f}%", spread=False),
+    Column("compressed_pct", "compressed", "{:.0f}%", spread=False),
+]
+DEFLATE_FLAGS = ["-z", "-J"]
+
+FANOUT_DEFLATE = Scenario(
+    name="fanout_deflate",
+    title="Broadcast fan-out with permessage-deflate",
+    description=(
+        "The fan-out of `fanout` with compression: every subscriber (and the control connection) "
+        "offers `permessage-deflate; client_max_window_bits`, and `go N COUNT SIZE ticker` makes "
+        'the server broadcast COUNT ~1 KiB JSON ticker batches (`{"seq":I,"ts":T,"type":'
+        '"ticker",...,"data":[{"product_id":...,"price":...,"best_bid":...,...},...]}`, '
+        "every one different: about 70% smaller deflated on its own). The load generator "
+        "inflates every compressed message (blaze_green answers `server_no_context_takeover`: "
+        "one inflater reset per message; websockets keeps its context: one inflater per "
+        "connection) and checks it as in `fanout` (all messages, in order, seq/ts, a ticker "
+        "batch). Servers: blaze_green (compression on, its default), blaze_green with "
+        "`compression=None` (plain: the same messages, nothing negotiated), websockets with its "
+        "default permessage-deflate. `wire B/delivery` = WebSocket frame bytes received "
+        "(headers + payload, as sent) per delivery; `raw` = the message after inflating."
+    ),
+    servers=DEFLATE_PEERS,
+    default=dict(
+        runs=[(1000, 200), (5000, 200)], size=1024, timeout_s=240, loadgen_flags=DEFLATE_FLAGS
+    ),
+    quick=dict(runs=[(50, 20)], size=1024, timeout_s=30, loadgen_flags=DEFLATE_FLAGS),
+    cases=_fanout_cases,
+    run=_with_deflate(_fanout_run, lambda case, p: case["n"]),
+    check=_check_deflate(_fanout_check),
+    columns=[
+        Column("deliveries_per_s", "deliveries/s"),
+        Column("p50_ms", "p50 latency ms", "{:.1f}"),
+        Column("p99_ms", "p99 latency ms", "{:.1f}"),
+        *WIRE_COLUMNS,
+        Column("elapsed_s", "elapsed s", "{:.2f}", spread=False),
+        Column("connect_s", "connect s", "{:.1f}", spread=False),
+        *CPU_COLUMNS,
+    ],
+    primary="deliveries_per_s",
+    primary_label="deliveries/s",
+    extra_ratios=[("p99_ms", "p99 latency"), ("wire_bytes_per_msg", "wire bytes")],
+    command=lambda p: (
+        f"loadgen -p PID -z -J -t {p['timeout_s']} fanout 127.0.0.1 PORT N COUNT {p['size']}"
+    ),
+    # websockets compresses per connection (~10-20k deliveries/s here); blaze far faster
+    estimate_s=lambda p, n: (
+        n * sum(3 * (1 + nn / 1500) + nn * c / 15000 + 2 * nn * c / 150000 for nn, c in p["runs"])
+    ),
+    reps=2,
+    notes=_gen_limit_notes,
+    reading=(
+        "blaze_green compresses each broadcast once, with one shared compressor and no context "
+        "(`server_no_context_takeover`), and sends the same compressed frame to every "
+        "subscriber; websockets' `broadcast()` compresses every message once per connection, "
+        "each with its own context (so its later messages shrink more, at a compression per "
+        "delivery). Both the load generator's inflating (its CPU column) and the server's "
+        "compressing are in the window: inflating ~1 KiB costs the generator a few µs per message, "
+        "so at a few hundred thousand deliveries/s it nears a full core (flagged below the "
+        "table when it does). The latency trade-off of `fanout` applies. " + DEFLATE_TARGETS_READING
+    ),
+)
+
+ECHO_DEFLATE = Scenario(
+    name="echo_deflate",
+    title="WebSocket echo with permessage-deflate",
+    description=(
+        "The closed-loop echo of `echo` with compression: each client offers permessage-deflate "
+        "and sends ~1 KiB JSON ticker batches (64 different ones in turn), each deflated on its "
+        "own (RSV1) where negotiated; the server inflates it, echoes it (compressing it again: "
+        "blaze_green above its 128-byte threshold, websockets always, with its per-connection "
+        "context) and the client inflates and compares the echo byte for byte. `wire B/delivery` "
+        "is the echo's frame as received, `raw` its text."
+    ),
+    servers=DEFLATE_PEERS,
+    default=dict(clients=50, seconds=3, size=1024, warmup_s=0.5, loadgen_flags=DEFLATE_FLAGS),
+    quick=dict(clients=10, seconds=0.3, size=1024, warmup_s=0.1, loadgen_flags=DEFLATE_FLAGS),
+    cases=lambda p: [dict(case=f"{p['clients']} clients × ~{p['size']} B JSON")],
+    run=_with_deflate(_echo_run, lambda case, p: p["clients"]),
+    check=_check_deflate(_echo_check),
+    columns=[
+        Column("rtt_per_s", "round trips/s"),
+        Column("p50_ms", "p50 ms", "{:.2f}"),
+        Column("p99_ms", "p99 ms", "{:.2f}"),
+        *WIRE_COLUMNS,
+        Column("tx_wire_bytes_per_msg", "sent B/message", "{:,.0f}", spread=False),
+        *CPU_COLUMNS,
+    ],
+    primary="rtt_per_s",
+    primary_label="round trips/s",
+    extra_ratios=[("p99_ms", "p99 latency")],
+    command=lambda p: (
+        f"loadgen -p PID -z -J -w {p['warmup_s']} echo 127.0.0.1 PORT {p['clients']} "
+        f"{p['seconds']} {p['size']}"
+    ),
+    estimate_s=lambda p, n: len(DEFLATE_PEERS) * n * (p["seconds"] + p["warmup_s"] + 0.6),
+    reps=3,
+    notes=_gen_limit_notes,
+    reading="The reading of `echo` applies. " + DEFLATE_TARGETS_READING,
+)
+
+IDLE_DEFLATE = Scenario(
+    name="idle_memory_deflate",
+    title="Idle connection memory with permessage-deflate",
+    description=(
+        "The method of `idle_memory` (server RSS before connecting and after N handshakes plus "
+        "a settle delay, divided by N), with every connection offering permessage-deflate: "
+        "blaze_green negotiates it and keeps no per-connection compression state (one shared "
+        "compressor; client messages inflated on their own); websockets allocates a compressor "
+        "and a decompressor per connection (context takeover); blaze_green with "
+        "`compression=None` negotiates nothing."
+    ),
+    servers=DEFLATE_PEERS,
+    default=dict(n=5000, settle_s=1.0, loadgen_flags=["-z"]),
+    quick=dict(n=100, settle_s=0.2, loadgen_flags=["-z"]),
+    cases=lambda p: [dict(case=f"{p['n']} idle, deflate offered")],
+    run=_with_deflate(_idle_run, lambda case, p: p["n"]),
+    check=_check_deflate(_idle_check),
+    columns=[
+        Column("kib_per_conn", "KiB/connection", "{:.1f}"),
+        Column("deflate_conns", "deflate negotiated", "{:,.0f}", spread=False),
+        Column("rss_before_mib", "RSS before MiB", "{:.1f}", spread=False),
+        Column("rss_after_mib", "RSS after MiB", "{:.1f}", spread=False),
+        Column("connect_s", "connect s", "{:.2f}", spread=False),
+    ],
+    primary="kib_per_conn",
+    primary_label="KiB/connection",
+    higher_is_better=False,
+    command=lambda p: f"loadgen -z idle 127.0.0.1 PORT {p['n']} HOLD_S",
+    estimate_s=lambda p, n: n * len(DEFLATE_PEERS) * (2 * p["settle_s"] + 1.0 + p["n"] / 1500),
+    reps=2,
+    reading=(
+        "Lower is better. `deflate negotiated` counts the connections whose handshake accepted "
+        "the offer (checked: all for the servers with compression, none without). "
+        + DEFLATE_TARGETS_READING
+    ),
+    retry_on_steal=False,
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        HTTP_HELLO,
+        ECHO,
+        BIG,
+        FANOUT,
+        IDLE,
+        CLUSTER,
+        FANOUT_DEFLATE,
+        ECHO_DEFLATE,
+        IDLE_DEFLATE,
+    ]
+}
 
 
 def join_blaze(name: str) -> None:

@@ -94,6 +94,35 @@ def test_every_scenario_measures_blaze_and_installed_peers(quick_run, scenario):
                 assert run["deliveries"] == run["expected"]
 
 
+DEFLATE_SERVERS = {"blaze": True, "blaze_nodeflate": False, "websockets_deflate": True}
+
+
+@pytest.mark.parametrize("scenario", ["fanout_deflate", "echo_deflate", "idle_memory_deflate"])
+def test_deflate_scenarios_negotiate_and_inflate(quick_run, scenario):
+    """Compression on: every connection negotiated permessage-deflate and every message the
+    load generator counted arrived compressed (and was inflated and checked); off: none."""
+    entry = quick_run["data"]["scenarios"][scenario]
+    servers = expected_servers(scenario)
+    for case in entry["cases"]:
+        for server, on in DEFLATE_SERVERS.items():
+            if server not in servers:
+                continue
+            runs = entry["rows"][f"{case}|{server}"]["runs"]
+            assert runs, f"{scenario} {server}: no run"
+            for run in runs:
+                assert run["deflate_offered"] is True
+                assert run["deflate_conns"] == (run["conns"] if on else 0), (server, run)
+                assert not run["inflate_errors"] and not run["proto_errors"]
+                if scenario == "idle_memory_deflate":
+                    continue
+                assert run["rx_msgs"] > 0
+                assert run["rx_compressed"] == (run["rx_msgs"] if on else 0), (server, run)
+                ratio = run["wire_bytes_per_msg"] / run["payload_bytes_per_msg"]
+                assert ratio < 0.5 if on else ratio > 1.0, (server, ratio)
+    text = quick_run["md"].read_text()
+    assert "## Compression (permessage-deflate): targets and bytes on the wire" in text
+
+
 def test_report_markdown_charts_and_json(quick_run):
     data, md = quick_run["data"], quick_run["md"]
     assert data["meta"]["quick"] is True

@@ -1,14 +1,36 @@
 """Bench peer: the `websockets` asyncio server (websockets >= 13 new asyncio API).
 
 python bench/servers/websockets_asyncio.py PORT [--uvloop]
-Fan-out uses websockets.asyncio.server.broadcast. Compression off, pings off, 4 MiB max_size.
+Fan-out uses websockets.asyncio.server.broadcast. Pings off, 4 MiB max_size.
+
+Compression off (`compression=None`) unless BENCH_WS_COMPRESSION=deflate (the server
+websockets_deflate): then serve() gets no compression argument, i.e. the library's default
+permessage-deflate (server_max_window_bits=12, client_max_window_bits=12, memLevel 5,
+context takeover on both sides, so one compressor and one decompressor per connection, and
+broadcast() compresses every message once per connection).
 """
 
 import asyncio
+import os
 import sys
 
-from _proto import WAIT_LIMIT_S, WAIT_POLL_S, message, padding, parse_go, port_from_argv
+from _proto import (
+    WAIT_LIMIT_S,
+    WAIT_POLL_S,
+    messages,
+    parse_go_kind,
+    port_from_argv,
+    warm_ticker,
+)
 from websockets.asyncio.server import broadcast, serve
+
+COMPRESSION = os.environ.get("BENCH_WS_COMPRESSION", "off")
+if COMPRESSION not in ("off", "deflate"):
+    sys.exit(f"websockets_asyncio.py: BENCH_WS_COMPRESSION={COMPRESSION!r}: off or deflate")
+# the library's default is permessage-deflate: pass nothing to get exactly that
+OPTIONS = {} if COMPRESSION == "deflate" else {"compression": None}
+print(f"websockets_asyncio.py: compression {COMPRESSION}", file=sys.stderr, flush=True)
+warm_ticker()  # the ticker bodies of `go ... ticker`, generated before any measurement
 
 subscribers = set()
 
@@ -28,17 +50,17 @@ async def feed(ws):
 
 async def control(ws):
     async for msg in ws:
-        go = parse_go(msg)
+        go = parse_go_kind(msg)
         if go is None:
             continue
-        n, count, size = go
+        n, count, size, kind = go
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_LIMIT_S
         while len(subscribers) < n and loop.time() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
-        pad = padding(size)
+        make = messages(kind, count, size)
         for i in range(count):  # in a row, no await between broadcasts
-            broadcast(subscribers, message(i, pad))
+            broadcast(subscribers, make(i))
         await ws.send("done")
 
 
@@ -60,8 +82,8 @@ async def main(port):
         port,
         max_size=4 << 20,
         ping_interval=None,
-        compression=None,
         backlog=1024,
+        **OPTIONS,
     ) as server:
         await server.serve_forever()
 
