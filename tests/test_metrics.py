@@ -244,3 +244,35 @@ def test_the_documented_alerts_and_dashboard_are_valid_promql(serve, tmp_path):
     families = {re.sub(r"_(total|bucket|sum|count)$", "", n) for n in named}
     broker_only = {f for f in families if f.startswith("blaze_green_broker")}
     assert families - broker_only <= exposed, families - exposed  # broker ones need a broker
+
+
+def test_broker_metrics_with_a_real_redis(serve):
+    from redis_server import RedisServer
+
+    redis = RedisServer().start()
+    try:
+        env = {"BLAZE_BROKER_URL": redis.url}
+        a = serve("metrics_app:app", env=env)
+        b = serve("metrics_app:app", env=env)
+        for server in (a, b):
+            server.wait_for_output("subscribed to blaze_green:bcast:0", 10)
+        with connect(b.ws_url("/chat/lobby")) as ws:
+            wait_until(lambda: stats(b)["sessions"]["open"].get("/chat/:room") == 1, 5)
+            r = requests.post(a.url + "/broadcast", params={"path": "/chat/lobby"}, timeout=5)
+            assert r.json() == {"n": 0}  # nobody on a: it went through Redis
+            assert ws.recv(timeout=5) == "hi"
+        broker_a = wait_until(
+            lambda: stats(a)["broker"]["published"] == 1 and stats(a)["broker"], 5
+        )
+        broker_b = stats(b)["broker"]
+        assert broker_a["connected"] and broker_b["connected"]
+        assert broker_b["received"] == 1
+        assert 0 <= broker_b["seconds_since_contact"] < 5
+        families = scrape(b)
+        assert value(families, "blaze_green_broker_connected") == 1
+        assert value(families, "blaze_green_broker_received") == 1
+        redis.kill()
+        wait_until(lambda: not stats(a)["broker"]["connected"], 15, what="the outage to show")
+        assert value(scrape(a), "blaze_green_broker_connected") == 0
+    finally:
+        redis.stop()

@@ -72,11 +72,13 @@ class Compressors:
 class OutgoingMessage:
     """A serialized message and its frames, built lazily, each at most once."""
 
-    __slots__ = ("opcode", "payload", "_compressors", "_plain", "_deflated")
+    __slots__ = ("opcode", "payload", "shared", "_compressors", "_plain", "_deflated")
 
     def __init__(self, opcode: int, payload: bytes, compressors: Compressors) -> None:
         self.opcode = opcode
         self.payload = payload
+        # Under the threshold every session gets the plain frame, compressed or not.
+        self.shared = len(payload) < compressors.threshold
         self._compressors = compressors
         self._plain: bytes | None = None
         self._deflated: dict[int, bytes] = {}
@@ -90,7 +92,7 @@ class OutgoingMessage:
 
     def frame_for(self, deflate: Deflate | None) -> bytes:
         """The frame for a session with these negotiated parameters (None: no compression)."""
-        if deflate is None or len(self.payload) < self._compressors.threshold:
+        if deflate is None or self.shared:
             return self.plain
         bits = deflate.server_max_window_bits
         frame = self._deflated.get(bits)

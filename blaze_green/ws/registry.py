@@ -100,21 +100,21 @@ class Registry:
             skip = {id(s) for s in _as_iterable(exclude)}
             targets = [s for s in targets if id(s) not in skip]
         n = 0
-        last = None
-        plain: bytes | None = None
-        for ws in targets:
-            deflate = ws.deflate
-            if deflate is None:
-                if plain is None:
-                    plain = message.plain
-                frame = plain
-            else:
-                frame = message.frame_for(deflate)
-            if ws.queue_frame(frame):
-                n += 1
-                last = ws
-        if sample and last is not None:
-            last.sample_latency(sample)
+        if message.shared:
+            # One frame for everyone (too short to compress): the loop every delivery runs,
+            # kept as lean as it can be, since its cost sets how many broadcasts fit in a
+            # write window.
+            frame = message.plain
+            for ws in targets:
+                if ws.queue_frame(frame):
+                    n += 1
+        else:
+            frame_for = message.frame_for
+            for ws in targets:
+                if ws.queue_frame(frame_for(ws.deflate)):
+                    n += 1
+        if sample and n:
+            targets[-1].sample_latency(sample)
         return n
 
 
