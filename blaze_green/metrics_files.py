@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,22 @@ __all__ = ["SnapshotFiles", "default_directory"]
 
 log = logging.getLogger("blaze_green")
 
+_PREFIX = "blaze_green-metrics-"
+
 
 def default_directory(master_pid: int) -> Path:
-    """The directory the workers of the gunicorn master `master_pid` share."""
+    """The directory the workers of the gunicorn master `master_pid` share. The default ones
+    of masters that are gone are removed on the way (nothing else would remove them)."""
     configured = os.environ.get("BLAZE_METRICS_DIR")
     if configured:
         return Path(configured)
-    return Path(tempfile.gettempdir()) / f"blaze_green-metrics-{master_pid}"
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(f"{_PREFIX}*"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(stale.name[len(_PREFIX) :])
+            if pid != master_pid and not _alive(pid):
+                shutil.rmtree(stale, ignore_errors=True)
+    return base / f"{_PREFIX}{master_pid}"
 
 
 def _alive(pid: int) -> bool:

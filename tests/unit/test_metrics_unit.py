@@ -75,3 +75,23 @@ def test_metrics_route_without_the_extra_names_it(monkeypatch):
     monkeypatch.delitem(sys.modules, "blaze_green.prometheus", raising=False)
     with pytest.raises(RuntimeError, match=r"pip install 'blaze-green\[metrics\]'"):
         App().metrics_route("/metrics")
+
+
+def test_default_metrics_directories_of_dead_masters_are_removed(tmp_path, monkeypatch):
+    import subprocess
+
+    from blaze_green import metrics_files
+
+    monkeypatch.delenv("BLAZE_METRICS_DIR", raising=False)
+    monkeypatch.setattr(metrics_files.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"blaze_green-metrics-{dead.pid}").mkdir()
+    import os
+
+    alive = tmp_path / f"blaze_green-metrics-{os.getpid()}"
+    alive.mkdir()
+    chosen = metrics_files.default_directory(123456789)
+    assert chosen == tmp_path / "blaze_green-metrics-123456789"
+    assert not (tmp_path / f"blaze_green-metrics-{dead.pid}").exists()
+    assert alive.exists()
