@@ -59,22 +59,13 @@ _REQUEST_TOO_LONG = b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-
 _CLOSE = ("close", b"")  # handle_one_request result: close without answering
 
 
-class _Limits:
-    """The timeouts and drain limit of one server, read once from its app's Config."""
-
-    __slots__ = ("header_timeout", "keepalive_timeout", "body_timeout", "drain_limit")
-
-    def __init__(self, application: Any) -> None:
-        config = getattr(application, "config", None)
-        if not isinstance(config, Config):
-            config = _DEFAULT_CONFIG  # another WSGI app under our worker: the defaults
-        self.header_timeout = config.header_timeout
-        self.keepalive_timeout = config.keepalive_timeout
-        self.body_timeout = config.body_timeout
-        self.drain_limit = config.max_body_size
+_DEFAULT_CONFIG = Config()  # the timeouts for another WSGI app under our worker
 
 
-_DEFAULT_CONFIG = Config()
+def _config_of(application: Any) -> Config:
+    config = getattr(application, "config", None)
+    return config if isinstance(config, Config) else _DEFAULT_CONFIG
+
 
 # RFC 9112 3: method SP request-target SP HTTP-version; the method is a token, the target has
 # no blanks or control bytes. A bare LF ending is accepted (RFC 9112 2.2).
@@ -111,10 +102,7 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # A plain gevent socket's descriptor (non-blocking), for a first send without gevent's
         # sendall (which asks the kernel for SO_SNDBUF on every call); never a TLS socket's.
         self._fd = sock.fileno() if type(sock) is gevent.socket.socket else -1
-        limits = server.__dict__.get("_blaze_limits")
-        if limits is None:
-            limits = server._blaze_limits = _Limits(server.application)
-        self._limits = limits
+        self._limits = limits = _config_of(server.application)  # timeouts, max_body_size
         self._write_timeout = sock.gettimeout()  # writes and upgraded sessions keep it
         # One deadline timer per connection, started for each request's head (request line
         # and headers) and cancelled when it is in: a deadline, not an idle timer, so
@@ -324,7 +312,7 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             return  # no body, or all of it read: the fast path
         try:
             if not self.close_connection and not self._upgraded and self.socket is not None:
-                self._drain(stream, self._limits.drain_limit)
+                self._drain(stream, self._limits.max_body_size)
         except OSError as exc:  # also pywsgi's bad-chunk error and socket.timeout
             self.close_connection = True
             client_error(self.client_address, "request body not drained (%s): closed", exc)
