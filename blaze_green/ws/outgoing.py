@@ -61,12 +61,15 @@ class Compressors:
             found = self._by_bits[bits] = SharedCompressor(self.level, bits)
         return found
 
+    def deflated_frame(self, opcode: int, payload: bytes, bits: int) -> bytes:
+        """A compressed frame (RSV1 set) of a message, with the compressor for `bits`."""
+        return encode_frame(opcode, self.compressor(bits).compress(payload), rsv=RSV1)
+
     def frame(self, opcode: int, payload: bytes, deflate: Deflate | None) -> bytes:
         """One message's frame for one session (`ws.send`)."""
         if deflate is None or len(payload) < self.threshold:
             return encode_frame(opcode, payload)
-        data = self.compressor(deflate.server_max_window_bits).compress(payload)
-        return encode_frame(opcode, data, rsv=RSV1)
+        return self.deflated_frame(opcode, payload, deflate.server_max_window_bits)
 
 
 class OutgoingMessage:
@@ -97,6 +100,6 @@ class OutgoingMessage:
         bits = deflate.server_max_window_bits
         frame = self._deflated.get(bits)
         if frame is None:
-            data = self._compressors.compressor(bits).compress(self.payload)
-            frame = self._deflated[bits] = encode_frame(self.opcode, data, rsv=RSV1)
+            frame = self._compressors.deflated_frame(self.opcode, self.payload, bits)
+            self._deflated[bits] = frame
         return frame
