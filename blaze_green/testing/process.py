@@ -184,7 +184,7 @@ class ServerProcess:
             return "\n".join(self._lines)
 
     def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        """Wait until the child's output matches `pattern` (a regex); the match, or ServerError."""
+        """Wait until the child's output matches `pattern` (a regex) and return the match."""
         regex = re.compile(pattern)
         return cast(
             "re.Match[str]",
