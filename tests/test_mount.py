@@ -185,6 +185,27 @@ def test_head_sends_headers_without_body(flask_server):
 
 def test_environ_of_a_mounted_app(flask_server):
     env = get(flask_server, "/raw/environ?q=1").json()
+    keys = set(env.pop("keys"))
+    assert keys >= {
+        "REQUEST_METHOD",
+        "SCRIPT_NAME",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+        "REMOTE_ADDR",
+        "wsgi.version",
+        "wsgi.url_scheme",
+        "wsgi.input",
+        "wsgi.errors",
+        "wsgi.multithread",
+        "wsgi.multiprocess",
+        "wsgi.run_once",
+        "wsgi.input_terminated",
+        "wsgi.file_wrapper",
+    }
+    assert "blaze_green.upgrade" not in keys
     assert env == {
         "SCRIPT_NAME": "/raw",
         "PATH_INFO": "/environ",
@@ -194,6 +215,18 @@ def test_environ_of_a_mounted_app(flask_server):
         "file_wrapper": "FileWrapper",
         "input_terminated": True,
     }
+
+
+def test_mounted_requests_are_counted_per_mount(flask_server):
+    assert get(flask_server, "/raw/lazy").status_code == 201
+    assert get(flask_server, "/legacy/where").status_code == 200
+
+    def counted():
+        rows = get(flask_server, "/api/stats").json()
+        seen = {(r["method"], r["route"], r["status"]) for r in rows}
+        return {("GET", "mount:/raw", 201), ("GET", "mount:/legacy", 200)} <= seen
+
+    wait_until(counted, 10)
 
 
 def test_close_is_called_after_the_response(flask_server):

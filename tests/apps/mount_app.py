@@ -18,6 +18,11 @@ def only_post(req):
     return "blaze post"
 
 
+@app.get("/api/stats")
+def stats(req):
+    return app.stats()["http"]["requests"]
+
+
 app.ws("/feed", on_message=lambda ws, msg: ws.send("echo " + msg))
 
 app.mount("/", make_flask("root", app))

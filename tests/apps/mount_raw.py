@@ -37,6 +37,7 @@ def raw_app(environ, start_response):
         value = {k: environ.get(k) for k in keys}
         value["file_wrapper"] = environ["wsgi.file_wrapper"].__qualname__
         value["input_terminated"] = environ.get("wsgi.input_terminated")
+        value["keys"] = sorted(k for k in environ if not k.startswith("HTTP_"))
         return _json(start_response, value)
     if path == "/closing":
         start_response("200 OK", [("Content-Type", "text/plain")])
