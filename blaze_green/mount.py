@@ -12,7 +12,8 @@ boundary; `Mount.serve` calls the mounted app with a PEP 3333 environ of its own
 The app's iterable goes to the server as it is (each chunk is written as it is produced, chunked
 when there is no Content-Length) and its `close()` is called by the server, also when the client
 went away mid-response. `start_response` with `exc_info` and the `write()` callable are the
-server's own (pywsgi), which follow PEP 3333. Pure routing and environ work: no sockets here.
+server's own (pywsgi), which follow PEP 3333; so is HEAD (headers only, see server.py). Pure
+routing and environ work: no sockets here.
 """
 
 from __future__ import annotations
@@ -246,7 +247,6 @@ class Mount:
             bounded = BoundedInput(environ.get("wsgi.input"), max_body_size)
             env["wsgi.input"] = bounded
         env["wsgi.file_wrapper"] = FileWrapper
-        head = method == "HEAD"
         wrote = [False]
 
         def app_start_response(
@@ -256,8 +256,6 @@ class Mount:
             status_code[0] = int(status[:3]) if status[:3].isdigit() else 0
 
             def app_write(data: bytes) -> Any:
-                if head:
-                    return None  # no body in an answer to HEAD (RFC 9110 9.3.2)
                 wrote[0] = True
                 return write(data)
 
@@ -290,16 +288,6 @@ class Mount:
             _close(result)
             over = RequestBodyTooLarge(_over_limit(max_body_size))
             return answer(413, str(over), over)
-        if head:
-            # Run it as far as its first chunk (a generator app may call start_response only
-            # then), then close it: the headers go out, the body does not.
-            try:
-                for _ in result:
-                    break
-            finally:
-                _close(result)
-            report()
-            return []
         if observe is None:
             return result
         if isinstance(result, (list, tuple)):  # a sequence: the server may sum its length

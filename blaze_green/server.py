@@ -368,7 +368,21 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
     def process_result(self) -> None:
         if self._upgraded:
             return  # the WebSocket session owns the socket; there is no HTTP body to write
+        if self.command == "HEAD":
+            # The headers a GET would get, never a body (RFC 9110 9.3.2), whatever the WSGI
+            # app returned: a generator app runs to its first chunk only (it may call
+            # start_response then); the server closes it afterwards.
+            if not self.status:
+                for _ in self.result:
+                    break
+            if not self.headers_sent:
+                self._write_with_headers(b"")
+            return
         super().process_result()
+
+    def _write(self, data: bytes) -> None:
+        if self.command != "HEAD":  # also the write() callable's: no body after HEAD
+            super()._write(data)
 
     def _write_with_headers(self, data: bytes) -> None:
         # One send for status line, headers and body (pywsgi sends them separately).
@@ -383,7 +397,7 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             towrite += value
             towrite += b"\r\n"
         towrite += b"\r\n"
-        if data:
+        if data and self.command != "HEAD":
             if self.response_use_chunked:
                 towrite += b"%x\r\n" % len(data)
                 towrite += data
