@@ -68,7 +68,7 @@ def test_longest_prefix_on_segment_boundaries():
     assert only.find("/legacyx") is None and only.find("/") is None
 
 
-def call(app, path, method="GET", script_name=""):
+def call(app, path, method="GET", script_name="", **extra):
     seen = {}
 
     def start_response(status, headers, exc_info=None):
@@ -76,6 +76,7 @@ def call(app, path, method="GET", script_name=""):
         return lambda data: None
 
     environ = {
+        **extra,
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
         "SCRIPT_NAME": script_name,
@@ -127,3 +128,14 @@ def test_file_wrapper_reads_blocks_and_closes_the_file():
     assert b"".join(blocks) == b"z" * 200_000 and len(blocks[0]) == 65536
     wrapper.close()
     assert f.closed
+
+
+def test_max_body_size_applies_to_mounts_and_none_turns_it_off():
+    limited = App(max_body_size=100)
+    limited.mount("/", wsgi("root"))
+    status, body, _ = call(limited, "/up", "POST", CONTENT_LENGTH="101")
+    assert status.startswith("413") and "the limit is 100" in body
+    assert call(limited, "/up", "POST", CONTENT_LENGTH="100")[1] == "root '' '/up'"
+    unlimited = App(max_body_size=None)
+    unlimited.mount("/", wsgi("root"))
+    assert call(unlimited, "/up", "POST", CONTENT_LENGTH=str(10**12))[1] == "root '' '/up'"
