@@ -185,10 +185,15 @@ def _close(result: Any) -> None:
             log.exception("close() of a mounted app's response failed")
 
 
-def _too_large(message: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
-    status, headers, body = HTTPError(413, message).to_response().encode()
-    headers.append(("Connection", "close"))
-    return status, headers, [body]
+def _answer(
+    start_response: Callable[..., Any], code: int, message: str, exc: BaseException | None
+) -> list[bytes]:
+    """Our JSON answer instead of the app's (with exc_info: the app may have set its own)."""
+    status, headers, body = HTTPError(code, message).to_response().encode()
+    if code == 413:
+        headers.append(("Connection", "close"))  # the rest of the body is not read
+    start_response(status, headers, None if exc is None else (type(exc), exc, exc.__traceback__))
+    return [body]
 
 
 class Mount:
@@ -226,27 +231,11 @@ class Mount:
             stream: Any = environ.get("wsgi.input")
             if hasattr(stream, "position") and hasattr(stream, "content_length"):
                 stream.content_length = stream.position  # nothing for the server to drain
-            status, headers, body = _too_large(
-                f"request body is {length} bytes; the limit is {max_body_size}"
-            )
-            start_response(status, headers)
             status_code[0] = 413
             report()
-            return body
-
-        env = dict(environ)  # the app may write into it; the server's stays as it was
-        if self._raw:
-            env["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self._raw
-            env["PATH_INFO"] = environ.get("PATH_INFO", "")[len(self._raw) :]
-        bounded: BoundedInput | None = None
-        if (
-            max_body_size is not None
-            and not length
-            and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
-        ):
-            bounded = BoundedInput(environ.get("wsgi.input"), max_body_size)
-            env["wsgi.input"] = bounded
-        env["wsgi.file_wrapper"] = FileWrapper
+            message = f"request body is {length} bytes; the limit is {max_body_size}"
+            return _answer(start_response, 413, message, None)
+        env, bounded = self._environ(environ, max_body_size)
         wrote = [False]
 
         def app_start_response(
@@ -262,19 +251,15 @@ class Mount:
             return app_write
 
         def answer(code: int, message: str, exc: BaseException) -> list[bytes]:
-            # Our JSON answer instead of the app's; exc_info, as the app's headers may be set.
-            status, headers, body = HTTPError(code, message).to_response().encode()
-            if code == 413:
-                headers.append(("Connection", "close"))
-            start_response(status, headers, (type(exc), exc, exc.__traceback__))
             status_code[0] = code
             report()
-            return [body]
+            return _answer(start_response, code, message, exc)
 
         try:
             result = self.app(env, app_start_response)
         except Exception as exc:
             if wrote[0]:
+                report()
                 raise  # part of the body is out: the server closes the connection
             if isinstance(exc, RequestBodyTooLarge):
                 return answer(413, str(exc), exc)
@@ -294,6 +279,24 @@ class Mount:
             report()
             return result
         return _Observed(result, report)
+
+    def _environ(
+        self, environ: dict[str, Any], max_body_size: int | None
+    ) -> tuple[dict[str, Any], BoundedInput | None]:
+        """The mounted app's own environ (a copy: the app may write into it)."""
+        env = dict(environ)
+        if self._raw:
+            env["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self._raw
+            env["PATH_INFO"] = environ.get("PATH_INFO", "")[len(self._raw) :]
+        bounded: BoundedInput | None = None
+        if (
+            max_body_size is not None
+            and not environ.get("CONTENT_LENGTH")
+            and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        ):
+            bounded = env["wsgi.input"] = BoundedInput(environ.get("wsgi.input"), max_body_size)
+        env["wsgi.file_wrapper"] = FileWrapper
+        return env, bounded
 
 
 class Mounts:
