@@ -375,7 +375,7 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             if not self.status:
                 for _ in self.result:
                     break
-            if not self.headers_sent:
+            if self.status and not self.headers_sent:
                 self._write_with_headers(b"")
             return
         super().process_result()
