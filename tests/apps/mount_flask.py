@@ -3,6 +3,7 @@
 `make_flask(name, blaze_app)` builds one; mount_app.py mounts one at "/" and one at "/legacy".
 """
 
+import atexit
 import hashlib
 import os
 import tempfile
@@ -25,8 +26,9 @@ _big_path = Path(tempfile.gettempdir()) / f"blaze_mount_big_{os.getpid()}.bin"
 
 
 def big_file() -> Path:
-    """A file of BIG_SIZE pseudo-random bytes, written once per process."""
+    """A file of BIG_SIZE pseudo-random bytes, written once per process, removed at its exit."""
     if not _big_path.exists():
+        atexit.register(_big_path.unlink, missing_ok=True)
         block = hashlib.sha256(b"blaze").digest() * 2048  # 64 KiB
         data = (block * (BIG_SIZE // len(block) + 1))[:BIG_SIZE]
         _big_path.write_bytes(data)
