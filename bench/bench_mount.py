@@ -8,8 +8,9 @@ keep-alive connection, one after another (a latency measure, not a saturation on
   WSGI app mounted at "/raw";
 - `/big`: Flask's send_file of a 3 MiB file, through `wsgi.file_wrapper`.
 
-Prints a markdown table: per path, requests/s (requests / the sum of curl's time_total) and
-the median time per request, or the median download speed for `/big`.
+Prints a markdown table: per path, requests/s (requests / the sum of curl's time_total), the
+median time per request (or the median download speed for `/big`), and the server process's
+CPU time (user + system, from /proc) per request.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ sys.path.insert(0, str(ROOT))
 from blaze_green.testing import ServerProcess  # noqa: E402
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def curl(url: str, n: int, fmt: str) -> list[float]:
     args = [a for _ in range(n) for a in ("-o", "/dev/null", url)]
     out = subprocess.run(
@@ -36,24 +43,33 @@ def curl(url: str, n: int, fmt: str) -> list[float]:
 
 
 def main() -> None:
-    rows = ["| path | what | requests/s | median per request |", "| --- | --- | --- | --- |"]
+    rows = [
+        "| path | what | requests/s | median per request | server CPU per request |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     with ServerProcess("mount_app:app", cwd=ROOT / "tests" / "apps") as server:
+        assert server.pid is not None
         for path, what in [
             ("/api/hello", "blaze_green route"),
             ("/", "Flask view mounted at /"),
             ("/raw/environ", "plain WSGI app mounted at /raw"),
         ]:
             curl(server.url + path, 200, "%{time_total}")  # warm-up
+            before = cpu_seconds(server.pid)
             times = curl(server.url + path, 2000, "%{time_total}")
+            cpu = (cpu_seconds(server.pid) - before) / len(times)
             rows.append(
                 f"| `{path}` | {what} | {len(times) / sum(times):,.0f} | "
-                f"{statistics.median(times) * 1e3:.2f} ms |"
+                f"{statistics.median(times) * 1e3:.2f} ms | {cpu * 1e3:.3f} ms |"
             )
         curl(server.url + "/big", 5, "%{speed_download}")
-        speeds = curl(server.url + "/big", 40, "%{speed_download}")
+        before = cpu_seconds(server.pid)
+        speeds = curl(server.url + "/big", 100, "%{speed_download}")
+        cpu = (cpu_seconds(server.pid) - before) / len(speeds)
         rows.append(
             f"| `/big` | Flask send_file, 3 MiB, wsgi.file_wrapper | – | "
-            f"{statistics.median(speeds) / 2**20:,.0f} MiB/s (min {min(speeds) / 2**20:,.0f}) |"
+            f"{statistics.median(speeds) / 2**20:,.0f} MiB/s (min {min(speeds) / 2**20:,.0f}) | "
+            f"{cpu * 1e3:.2f} ms |"
         )
     print("\n".join(rows))
 

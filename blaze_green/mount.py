@@ -19,13 +19,22 @@ routing and environ work: no sockets here.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from .http import HTTPError
 
-__all__ = ["FileWrapper", "Mount", "Mounts", "RequestBodyTooLarge", "check_prefix"]
+__all__ = [
+    "FileWrapper",
+    "Mount",
+    "Mounts",
+    "RequestBodyTooLarge",
+    "check_prefix",
+    "file_to_send",
+]
 
 log = logging.getLogger("blaze_green.mount")
 
@@ -151,24 +160,40 @@ class _Observed:
     """The app's iterable, passed through chunk by chunk; reports the request when the server
     closes it (after the last chunk, or when the client went away)."""
 
-    __slots__ = ("_result", "_done")
+    __slots__ = ("wrapped", "_done")
 
     def __init__(self, result: Iterable[bytes], done: Callable[[], None]) -> None:
-        self._result = result
+        self.wrapped = result
         self._done: Callable[[], None] | None = done
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+        return iter(self.wrapped)
 
     def close(self) -> None:
         try:
-            close = getattr(self._result, "close", None)
+            close = getattr(self.wrapped, "close", None)
             if close is not None:
                 close()
         finally:
             done, self._done = self._done, None
             if done is not None:
                 done()
+
+
+def file_to_send(result: Any) -> tuple[int, int] | None:
+    """(descriptor, offset) when `result` is a FileWrapper of a regular file, which the server
+    may send with sendfile(2) instead of iterating it; None otherwise."""
+    if isinstance(result, _Observed):
+        result = result.wrapped
+    if not isinstance(result, FileWrapper):
+        return None
+    try:
+        fd = result.filelike.fileno()
+        offset = result.filelike.tell()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except (AttributeError, OSError, ValueError):  # no descriptor (BytesIO), or closed
+        return None
+    return (fd, offset) if regular else None
 
 
 def _wsgi(text: str) -> str:

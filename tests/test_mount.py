@@ -249,6 +249,23 @@ def test_close_is_called_when_the_client_goes_away(flask_server):
     wait_until(lambda: "endless" in get(flask_server, "/raw/closed").json(), 10)
 
 
+def test_file_wrapper_of_a_file_from_its_position(flask_server):
+    source = (APPS / "mount_raw.py").read_bytes()
+    assert get(flask_server, "/raw/file").content == source
+    assert get(flask_server, "/raw/file?100").content == source[100:]  # sent from f.tell()
+    memory = get(flask_server, "/raw/file-memory")  # no descriptor: iterated instead
+    assert memory.content == b"in memory " * 1000
+
+
+def test_file_wrapper_shorter_than_its_content_length_is_cut_and_closed(flask_server):
+    source = (APPS / "mount_raw.py").read_bytes()
+    request = b"GET /raw/file-short HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    data = raw_exchange(flask_server, request, lambda d: False)  # until the server closes
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(source) + 100}".encode() in head
+    assert body == source  # all there was, then the connection closed (no hang)
+
+
 def test_write_callable_then_iterable(flask_server):
     r = get(flask_server, "/raw/write")
     assert r.text == "written then returned" and r.headers["Transfer-Encoding"] == "chunked"

@@ -1,7 +1,9 @@
 """Plain WSGI apps (no framework) for the PEP 3333 details: close(), write(), exc_info, bodies."""
 
+import io
 import itertools
 import json
+import os
 
 import gevent
 
@@ -88,6 +90,8 @@ def raw_app(environ, start_response):
         return [b"never"]
     if path == "/raise":
         raise RuntimeError("raw app failed")
+    if path.startswith("/file"):
+        return file_app(environ, start_response)
     if path == "/lazy":
         # A generator app: start_response is only called when the server iterates.
         return lazy_app(environ, start_response)
@@ -104,3 +108,23 @@ def lazy_app(environ, start_response):
     start_response("201 Created", [("Content-Type", "text/plain")])
     yield b"lazy "
     yield b"body"
+
+
+def file_app(environ, start_response):
+    """Files through wsgi.file_wrapper: this module's source from an offset, a Content-Length
+    longer than the file, an in-memory file (no descriptor)."""
+    path = environ["PATH_INFO"]
+    if path == "/file-memory":
+        f = io.BytesIO(b"in memory " * 1000)
+        size = 10_000
+    else:
+        f = open(__file__, "rb")  # noqa: SIM115 - the server closes it through the wrapper
+        offset = int(environ.get("QUERY_STRING") or 0)
+        f.seek(offset)
+        size = os.fstat(f.fileno()).st_size - offset
+        if path == "/file-short":
+            size += 100  # declares more than there is: the server must cut and close
+    start_response(
+        "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))]
+    )
+    return environ["wsgi.file_wrapper"](f, 8192)

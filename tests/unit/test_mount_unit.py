@@ -5,7 +5,13 @@ import io
 import pytest
 
 from blaze_green import App
-from blaze_green.mount import BoundedInput, FileWrapper, Mounts, RequestBodyTooLarge
+from blaze_green.mount import (
+    BoundedInput,
+    FileWrapper,
+    Mounts,
+    RequestBodyTooLarge,
+    file_to_send,
+)
 
 
 def wsgi(name):
@@ -139,3 +145,16 @@ def test_max_body_size_applies_to_mounts_and_none_turns_it_off():
     unlimited = App(max_body_size=None)
     unlimited.mount("/", wsgi("root"))
     assert call(unlimited, "/up", "POST", CONTENT_LENGTH=str(10**12))[1] == "root '' '/up'"
+
+
+def test_file_to_send_only_for_a_regular_file_in_a_file_wrapper(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0123456789")
+    with open(path, "rb") as f:
+        f.seek(3)
+        assert file_to_send(FileWrapper(f)) == (f.fileno(), 3)
+        assert file_to_send([b"not a wrapper"]) is None
+    assert file_to_send(FileWrapper(io.BytesIO(b"x"))) is None  # no descriptor
+    closed = open(path, "rb")  # noqa: SIM115
+    closed.close()
+    assert file_to_send(FileWrapper(closed)) is None
