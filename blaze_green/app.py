@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from gevent import Greenlet
@@ -19,6 +19,7 @@ from gevent import Greenlet
 from .config import Config, OriginPolicy
 from .http import HTTPError, Request, Response, to_response
 from .metrics import UNMATCHED
+from .mount import Mount, Mounts, WSGIApp
 from .routing import Router
 from .runtime import Runtime
 from .tasks import Task
@@ -108,6 +109,7 @@ class App:
         self.before_open = before_open
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
+        self._mounts = Mounts()
         self._runtime = Runtime(config)
 
     @property
@@ -237,6 +239,15 @@ class App:
         self._ws.add(path, "WS", _WsRoute(handlers, before_open, tuple(subprotocols or ())))
         return handlers
 
+    # -- other WSGI apps -----------------------------------------------------------------
+
+    def mount(self, prefix: str, wsgi_app: WSGIApp) -> None:
+        """Serve the requests under `prefix` that no route of ours takes with `wsgi_app` (any
+        WSGI app: Flask, Django, ...). "/" takes everything; with several mounts the longest
+        prefix wins, on segment boundaries. The app sees SCRIPT_NAME with the prefix and
+        PATH_INFO with the rest (PEP 3333). See docs/flask.md."""
+        self._mounts.add(prefix, wsgi_app)
+
     # -- sessions, broadcast, tasks -------------------------------------------------------
 
     def _concrete(self, path: str) -> str:
@@ -327,22 +338,30 @@ class App:
 
     # -- WSGI -----------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if handshake.is_upgrade_request(environ):
             return self._websocket(environ, start_response)
         started = time.perf_counter()
         req = Request(environ, self._config.max_body_size)
         method = req.method
         pattern: str | None = None
+        mount: Mount | None = None
         try:
             handler, kwargs, allowed, pattern = self._http.resolve(req.path, method)
             if handler is None and method == "HEAD":
                 handler, kwargs, allowed, pattern = self._http.resolve(req.path, "GET")
             if handler is None:
-                raise self._no_route(req.path, allowed)
-            self._check_body_size(environ)
-            response = to_response(handler(req, **kwargs))
-            status, headers, body = response.encode()
+                found = self._mounts.find(environ.get("PATH_INFO") or "/") if self._mounts else None
+                # a plain request to one of our ws paths stays ours (a 400 that says so)
+                if found is None or self._ws.find(req.path):
+                    raise self._no_route(req.path, allowed)
+                mount = found
+            else:
+                self._check_body_size(environ)
+                response = to_response(handler(req, **kwargs))
+                status, headers, body = response.encode()
         except HTTPError as exc:
             try:
                 status, headers, body = self._error_response(exc, environ)
@@ -352,8 +371,12 @@ class App:
         except Exception:
             log.exception("%s %s failed", method, req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
-        start_response(status, headers)
         metrics = self._runtime.metrics
+        if mount is not None:
+            # Outside the try above: the mounted app's errors are its own (see mount.py).
+            observe = metrics.http_request if metrics is not None else None
+            return mount.serve(environ, start_response, self._config.max_body_size, observe)
+        start_response(status, headers)
         if metrics is not None:
             metrics.http_request(
                 method, pattern or UNMATCHED, int(status[:3]), time.perf_counter() - started
@@ -372,6 +395,15 @@ class App:
                 "(a GET with 'Upgrade: websocket')",
             )
         return HTTPError(404, f"no route for {path}")
+
+    def _no_ws_route(self, path: str, path_info: str) -> str:
+        mount = self._mounts.find(path_info) if self._mounts else None
+        if mount is None:
+            return f"no WebSocket route for {path}"
+        return (
+            f"no WebSocket route for {path}: the WSGI app mounted at {mount.prefix!r} serves "
+            "HTTP only; register WebSocket endpoints with app.ws(path, ...)"
+        )
 
     def _check_body_size(self, environ: dict[str, Any]) -> None:
         limit = self._config.max_body_size
@@ -401,7 +433,7 @@ class App:
         try:
             found = self._ws.find(req.path)
             if not found:
-                raise HTTPError(404, f"no WebSocket route for {req.path}")
+                raise HTTPError(404, self._no_ws_route(req.path, environ.get("PATH_INFO") or "/"))
             route_obj, params = found[0]
             route = route_obj.targets["WS"]
             upgrade = environ.get(handshake.UPGRADE_KEY)

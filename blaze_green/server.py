@@ -32,6 +32,7 @@ from .config import Config
 from .headers import RequestHeaders
 from .http import status_line
 from .models import dumps
+from .mount import file_to_send
 from .ws.handshake import UPGRADE_KEY
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ _date: tuple[int, bytes] = (-1, b"")
 
 _REQUEST_TOO_LONG = b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _CLOSE = ("close", b"")  # handle_one_request result: close without answering
+_SENDFILE_CHUNK = 1 << 20  # per sendfile(2) call, between yields to the hub
 
 
 _DEFAULT_CONFIG = Config()  # the timeouts for another WSGI app under our worker
@@ -368,7 +370,51 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
     def process_result(self) -> None:
         if self._upgraded:
             return  # the WebSocket session owns the socket; there is no HTTP body to write
+        if self.command == "HEAD":
+            # The headers a GET would get, never a body (RFC 9110 9.3.2), whatever the WSGI
+            # app returned: a generator app runs to its first chunk only (it may call
+            # start_response then); the server closes it afterwards.
+            if not self.status:
+                for _ in self.result:
+                    break
+            if self.status and not self.headers_sent:
+                self._write_with_headers(b"")
+            return
+        if self._fd >= 0 and self._send_file():
+            return
         super().process_result()
+
+    def _send_file(self) -> bool:
+        """A `wsgi.file_wrapper` response of a regular file with a Content-Length, on a plain
+        socket: sent with sendfile(2), the bytes never entering Python. False (nothing sent)
+        when it is not one: pywsgi iterates it instead."""
+        length = self.provided_content_length
+        if self.headers_sent or not self.status or not (length and length.isdigit()):
+            return False
+        found = file_to_send(self.result)
+        if found is None:
+            return False
+        fd, offset = found
+        self._write_with_headers(b"")
+        remaining = int(length)
+        while remaining > 0:
+            try:
+                sent = os.sendfile(self._fd, fd, offset, min(remaining, _SENDFILE_CHUNK))
+            except BlockingIOError:
+                gevent.socket.wait_write(self._fd, timeout=self._write_timeout)
+                continue
+            if sent == 0:  # the file is shorter than its Content-Length: cut, and close
+                self.close_connection = True
+                break
+            offset += sent
+            remaining -= sent
+            self.response_length += sent
+            gevent.sleep(0)  # a fast reader must not keep the other greenlets waiting
+        return True
+
+    def _write(self, data: bytes) -> None:
+        if self.command != "HEAD":  # also the write() callable's: no body after HEAD
+            super()._write(data)
 
     def _write_with_headers(self, data: bytes) -> None:
         # One send for status line, headers and body (pywsgi sends them separately).
@@ -383,7 +429,7 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             towrite += value
             towrite += b"\r\n"
         towrite += b"\r\n"
-        if data:
+        if data and self.command != "HEAD":
             if self.response_use_chunked:
                 towrite += b"%x\r\n" % len(data)
                 towrite += data

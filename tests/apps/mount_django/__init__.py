@@ -1,0 +1,1 @@
+"""A small Django project (settings, urls, views) for tests/test_mount.py."""
