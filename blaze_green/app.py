@@ -11,7 +11,8 @@ import dataclasses
 import importlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from gevent import Greenlet
@@ -21,6 +22,7 @@ from .http import HTTPError, Request, Response, to_response
 from .metrics import UNMATCHED
 from .routing import Router
 from .runtime import Runtime
+from .static import StaticFiles
 from .tasks import Task
 from .ws import handshake
 from .ws.session import WebSocket, WebSocketHandlers
@@ -108,6 +110,7 @@ class App:
         self.before_open = before_open
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
+        self._statics: list[tuple[str, StaticFiles]] = []  # longest prefix first
         self._runtime = Runtime(config)
 
     @property
@@ -227,6 +230,32 @@ class App:
         self._ws.add(path, "WS", _WsRoute(handlers, before_open, tuple(subprotocols or ())))
         return handlers
 
+    # -- static files ---------------------------------------------------------------------
+
+    def static(
+        self, prefix: str, directory: str | Path, *, index: str | None = "index.html"
+    ) -> StaticFiles:
+        """Serve the files under `directory` at `prefix` + their relative path (GET, HEAD;
+        ETag, 304, Range; no path leaves the directory). The app's own routes win over it;
+        several prefixes: the longest one matching on a segment boundary. See docs/http.md."""
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise ValueError(f"a static prefix starts with '/', like '/static', not {prefix!r}")
+        if prefix != "/" and prefix.endswith("/"):
+            raise ValueError(f"write the static prefix without a trailing slash: {prefix[:-1]!r}")
+        prefix = "" if prefix == "/" else prefix
+        if any(p == prefix for p, _ in self._statics):
+            raise ValueError(f"static files are already served at {prefix or '/'!r}")
+        files = StaticFiles(directory, index=index)
+        self._statics.append((prefix, files))
+        self._statics.sort(key=lambda item: len(item[0]), reverse=True)
+        return files
+
+    def _static_for(self, path: str) -> tuple[str, StaticFiles] | None:
+        for prefix, files in self._statics:
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix, files
+        return None
+
     # -- sessions, broadcast, tasks -------------------------------------------------------
 
     def _concrete(self, path: str) -> str:
@@ -317,7 +346,9 @@ class App:
 
     # -- WSGI -----------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if handshake.is_upgrade_request(environ):
             return self._websocket(environ, start_response)
         started = time.perf_counter()
@@ -329,7 +360,11 @@ class App:
             if handler is None and method == "HEAD":
                 handler, kwargs, allowed, pattern = self._http.resolve(req.path, "GET")
             if handler is None:
-                raise self._no_route(req.path, allowed)
+                static = self._static_for(req.path) if self._statics else None
+                # a plain request to one of our ws paths stays ours (a 400 that says so)
+                if static is None or allowed or self._ws.find(req.path):
+                    raise self._no_route(req.path, allowed)
+                return self._serve_static(environ, start_response, req, static, started)
             self._check_body_size(environ)
             response = to_response(handler(req, **kwargs))
             status, headers, body = response.encode()
@@ -342,6 +377,8 @@ class App:
         except Exception:
             log.exception("%s %s failed", method, req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
+        finally:
+            req.close()  # uploaded files: their temporary files go now
         start_response(status, headers)
         metrics = self._runtime.metrics
         if metrics is not None:
@@ -349,6 +386,29 @@ class App:
                 method, pattern or UNMATCHED, int(status[:3]), time.perf_counter() - started
             )
         return [] if method == "HEAD" else [body]
+
+    def _serve_static(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        req: Request,
+        static: tuple[str, StaticFiles],
+        started: float,
+    ) -> Iterable[bytes]:
+        prefix, files = static
+        metrics = self._runtime.metrics
+        if metrics is None:
+            return files.serve(environ, req.path[len(prefix) :], start_response)
+        codes: list[int] = []
+
+        def observing(status: str, headers: Any, *exc: Any) -> Any:
+            codes.append(int(status[:3]))
+            return start_response(status, headers, *exc)
+
+        body = files.serve(environ, req.path[len(prefix) :], observing)
+        elapsed = time.perf_counter() - started
+        metrics.http_request(req.method, f"{prefix}/*", codes[-1] if codes else 500, elapsed)
+        return body
 
     def _no_route(self, path: str, allowed: set[str]) -> HTTPError:
         if allowed:
