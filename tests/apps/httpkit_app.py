@@ -5,7 +5,7 @@ import datetime
 import hashlib
 import os
 
-from blaze_green import App, Response
+from blaze_green import App, HTTPError, Response
 
 app = App(max_body_size=int(os.environ.get("MAX_BODY", str(2 * 1024 * 1024))))
 app.static("/static", os.environ["STATIC_DIR"])
@@ -94,7 +94,7 @@ def data_then_form(req):
 def form_then_data(req):
     dict(req.form)
     try:
-        req.data
+        _ = req.data
     except RuntimeError as exc:
         return {"error": str(exc)}
     return {"error": None}
@@ -122,3 +122,23 @@ def keep(req):
 @app.get("/kept")
 def kept(req):
     return {"closed": [u.closed for u in KEPT]}
+
+
+# -- a session cookie carried by the test client into a WebSocket handshake ----------------
+
+
+@app.post("/login")
+def login(req):
+    resp = Response({"user": req.form["user"]})
+    resp.set_cookie("user", req.form["user"], httponly=True, samesite="Lax")
+    return resp
+
+
+def who(req):
+    user = req.cookies.get("user")
+    if not user:
+        raise HTTPError(401, "log in first: POST /login")
+    return user
+
+
+app.ws("/me", on_open=lambda ws: ws.send({"user": ws.user_data}), before_open=who)
