@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     cases = [
-        ("10 MiB upload", body(0, [10 * 1024 * 1024]), 1),
+        ("10 MiB upload", body(0, [10 * 1024 * 1024]), 4),
         ("50-field form", body(50, []), 200),
         ("20 fields + 3x512 KiB", body(20, [512 * 1024] * 3), 5),
     ]
