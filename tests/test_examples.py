@@ -128,11 +128,32 @@ def test_login_example_cookie_gates_the_websocket(mode):
         assert status == 401 and "invalid or expired" in body["error"]
         status, _ = _ws_status(url, "session=bob")
         assert status == 401
+        # a page on another site cannot use the cookie: same-origin policy, 403 before the upgrade
+        from websockets.exceptions import InvalidStatus
+
+        with pytest.raises(InvalidStatus) as refused:
+            connect(
+                url,
+                open_timeout=5,
+                origin="http://evil.example",
+                additional_headers={"Cookie": f"session={token}"},
+            )
+        assert refused.value.response.status_code == 403
         assert requests.get(server.url + "/me", cookies={"session": token}, timeout=5).json() == {
             "user": "ann"
         }
         out = requests.post(server.url + "/logout", timeout=5)
         assert out.headers["Set-Cookie"].startswith("session=; Max-Age=0")
+
+
+def test_login_example_with_the_test_client():
+    from blaze_green.testing import TestClient
+
+    # the snippet in docs/http.md, "The test client carries cookies"
+    with TestClient("login:app", cwd=EXAMPLES) as client:
+        client.post("/login", data={"user": "ann", "password": "wonderland"})
+        with client.websocket_connect("/room") as ws:
+            assert ws.receive_json() == {"type": "welcome", "user": "ann"}
 
 
 def _chrome():

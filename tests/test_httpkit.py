@@ -90,6 +90,7 @@ def test_static_content_type_and_length(server, tree, name, ctype):
     assert r.content == (tree / name).read_bytes()
     assert r.headers["Content-Length"] == str(len(r.content))
     assert r.headers["Accept-Ranges"] == "bytes"
+    assert r.headers["Cache-Control"] == "no-cache"
 
 
 def test_static_etag_and_last_modified_give_304(server):
@@ -233,8 +234,13 @@ def test_static_no_escape(server, target):
     assert b"outside" not in body and b"SECRET" not in body
 
 
-def test_static_own_routes_win(server):
+def test_static_own_routes_win(server, tree):
+    assert (tree / "own").exists()
     assert get(server, "/static/own").text == "our own route"
+    wrong_method = requests.post(server.url + "/static/own", timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method not allowed"
+    plain = get(server, "/static/live")
+    assert plain.status_code == 400 and "WebSocket endpoint" in plain.json()["error"]
 
 
 def test_static_longest_prefix_wins(server):

@@ -20,6 +20,9 @@ def own_route(req):
     return "our own route"
 
 
+app.ws("/static/live", on_open=lambda ws: ws.send("live"))  # a WebSocket path under the prefix
+
+
 @app.get("/cookies")
 def cookies(req):
     return dict(req.cookies)

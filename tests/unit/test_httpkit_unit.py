@@ -9,7 +9,7 @@ import pytest
 
 from blaze_green.cookies import parse_cookies, set_cookie_value
 from blaze_green.http import HTTPError, Request, Response
-from blaze_green.static import StaticFiles, parse_range
+from blaze_green.static import StaticFiles, content_type, parse_range
 
 UTC = datetime.UTC
 
@@ -120,6 +120,21 @@ def test_parse_range(header, size, expected):
     assert parse_range(header, size) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.txt", "text/plain; charset=utf-8"),
+        ("a.json", "application/json; charset=utf-8"),
+        ("a.svg", "image/svg+xml; charset=utf-8"),
+        ("a.js.gz", "application/octet-stream"),  # the bytes as they are, not a js type
+        ("a.woff2", "font/woff2"),
+        ("noext", "application/octet-stream"),
+    ],
+)
+def test_static_content_type(name, expected):
+    assert content_type(name) == expected
+
+
 def environ(path, **extra):
     env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": ""}
     env.update(extra)
@@ -199,6 +214,13 @@ def test_request_multipart_limits_map_to_413():
     with pytest.raises(HTTPError) as exc:
         _ = req.form
     assert exc.value.status == 413
+
+
+def test_request_urlencoded_field_limit_is_413():
+    req = request("application/x-www-form-urlencoded", b"&".join([b"a=1"] * 10001))
+    with pytest.raises(HTTPError) as exc:
+        _ = req.form
+    assert exc.value.status == 413 and "10000 fields" in exc.value.message
 
 
 def test_uploaded_file_closed_by_request_close():
