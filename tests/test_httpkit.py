@@ -226,6 +226,7 @@ def test_static_symlink_inside_is_served(server):
         "/static/C:%5cWindows",
         "/static/%c0%ae%c0%ae/secret.txt",  # overlong UTF-8 dots
         "/static/nothing-here.txt",
+        "/static/a.txt/",
     ],
 )
 def test_static_no_escape(server, target):

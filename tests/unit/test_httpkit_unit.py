@@ -216,6 +216,11 @@ def test_request_multipart_limits_map_to_413():
     assert exc.value.status == 413
 
 
+def test_request_multipart_quoted_boundary():
+    body = b'--a b\r\nContent-Disposition: form-data; name="k"\r\n\r\nv\r\n--a b--\r\n'
+    assert request('multipart/form-data; boundary="a b"', body).form == {"k": "v"}
+
+
 def test_request_urlencoded_field_limit_is_413():
     req = request("application/x-www-form-urlencoded", b"&".join([b"a=1"] * 10001))
     with pytest.raises(HTTPError) as exc:
