@@ -1,6 +1,7 @@
 """Static files, cookies, forms and uploads, and the test client's cookie jar, against a real
 `blaze-green run` process (tests/apps/httpkit_app.py). docs/http.md names these tests."""
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from blaze_green.testing import ServerProcess, TestClient, WebSocketRejected
+from blaze_green.testing import ServerProcess, TestClient, WebSocketRejected, wait_until
 
 APPS = Path(__file__).parent / "apps"
 BIG = 3 * 1024 * 1024 + 17  # over the 256 KiB chunk size many times
@@ -32,6 +33,8 @@ def tree(tmp_path_factory):
     (root / "sub" / "index.html").write_text("<h1>index</h1>")
     (root / "sub" / "page.html").write_text("<p>page</p>")
     (root / "big.bin").write_bytes(os.urandom(BIG))
+    with open(root / "huge.bin", "wb") as f:
+        f.truncate(256 * 1024 * 1024)  # sparse: more than any socket buffer holds
     (base / "secret.txt").write_text("outside")
     outside = base / "outside_dir"
     outside.mkdir()
@@ -182,6 +185,28 @@ def test_static_large_file_streamed_whole_and_in_ranges(server, tree):
     start = 1024 * 1024 - 3
     part = get(server, "/static/big.bin", headers={"Range": f"bytes={start}-{start + 600000}"})
     assert part.status_code == 206 and part.content == data[start : start + 600001]
+
+
+def test_static_file_closed_when_the_client_goes_away(server, tree):
+    target = str(tree / "huge.bin")
+    fd_dir = f"/proc/{server.proc.pid}/fd"
+
+    def open_copies():
+        count = 0
+        for fd in os.listdir(fd_dir):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                count += os.readlink(os.path.join(fd_dir, fd)) == target
+        return count
+
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(b"GET /static/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        # the server is blocked in the middle of the file, holding it open
+        wait_until(lambda: open_copies() == 1, 10, what="the file open while it is sent")
+    finally:
+        sock.close()
+    wait_until(lambda: open_copies() == 0, 10, what="the file closed after the disconnect")
 
 
 def test_static_empty_file(server):
