@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+import gevent
+
 from .http import Response
 
 __all__ = ["StaticFiles", "parse_range"]
@@ -105,7 +107,13 @@ class _FileChunks:
 
     def __iter__(self) -> Iterator[bytes]:
         left = self.length
+        first = True
         while left > 0:
+            if not first:
+                # A fast client never makes the socket write wait, so nothing else would run
+                # until the whole file is out: let the other greenlets in between chunks.
+                gevent.sleep(0)
+            first = False
             data = self.file.read(min(self.chunk_size, left))
             if not data:
                 break  # the file shrank while being sent: the client sees a short body
