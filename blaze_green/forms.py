@@ -16,7 +16,7 @@ from email.message import Message
 from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
-import multipart  # type: ignore[import-untyped]
+import multipart
 
 __all__ = [
     "FormData",
