@@ -779,17 +779,19 @@ FANOUT_DEFLATE = Scenario(
     name="fanout_deflate",
     title="Broadcast fan-out with permessage-deflate",
     description=(
-        "The fan-out of `fanout` with compression: every subscriber (and the control connection) "
-        "offers `permessage-deflate; client_max_window_bits`, and `go N COUNT SIZE ticker` makes "
-        'the server broadcast COUNT ~1 KiB JSON ticker batches (`{"seq":I,"ts":T,"type":'
-        '"ticker",...,"data":[{"product_id":...,"price":...,"best_bid":...,...},...]}`, '
+        "The fan-out of `fanout` with compression: every subscriber (and the control "
+        "connection) offers `permessage-deflate; client_max_window_bits`, and `go N COUNT SIZE "
+        'ticker` makes the server broadcast COUNT ~1 KiB JSON ticker batches (`{"seq":I,"ts":T,'
+        '"type":"ticker",...,"data":[{"product_id":...,"price":...,"best_bid":...,...},...]}`, '
         "every one different: about 70% smaller deflated on its own). The load generator "
         "inflates every compressed message (blaze_green answers `server_no_context_takeover`: "
-        "one inflater reset per message; websockets keeps its context: one inflater per "
+        "one inflater reset per message, and the output of a compressed message it has seen on "
+        "another connection is reused after a byte-for-byte comparison, as each real subscriber"
+        " would inflate on its own machine; websockets keeps its context: one inflater per "
         "connection) and checks it as in `fanout` (all messages, in order, seq/ts, a ticker "
         "batch). Servers: blaze_green (compression on, its default), blaze_green with "
-        "`compression=None` (plain: the same messages, nothing negotiated), websockets with its "
-        "default permessage-deflate. `wire B/delivery` = WebSocket frame bytes received "
+        "`compression=None` (plain: the same messages, nothing negotiated), websockets with its"
+        " default permessage-deflate. `wire B/delivery` = WebSocket frame bytes received "
         "(headers + payload, as sent) per delivery; `raw` = the message after inflating."
     ),
     servers=DEFLATE_PEERS,
@@ -827,9 +829,10 @@ FANOUT_DEFLATE = Scenario(
         "subscriber; websockets' `broadcast()` compresses every message once per connection, "
         "each with its own context (so its later messages shrink more, at a compression per "
         "delivery). Both the load generator's inflating (its CPU column) and the server's "
-        "compressing are in the window: inflating ~1 KiB costs the generator a few µs per message, "
-        "so at a few hundred thousand deliveries/s it nears a full core (flagged below the "
-        "table when it does). The latency trade-off of `fanout` applies. " + DEFLATE_TARGETS_READING
+        "compressing are in the window: inflating ~1 KiB costs the generator a few µs per message "
+        "(for blaze_green once per broadcast, the shared frame's output being reused), so at a "
+        "few hundred thousand inflates/s it nears a full core (flagged below the table when "
+        "it does). The latency trade-off of `fanout` applies. " + DEFLATE_TARGETS_READING
     ),
 )
 

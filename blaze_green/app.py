@@ -169,6 +169,8 @@ class App:
     def get(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def get(self, path: str, handler: Handler | None = None) -> Any:
+        """Register `handler` for GET requests on `path` (`:name`, a last `*name`); as
+        `@app.get(path)` a decorator returning the function unchanged."""
         return self.route(path, ("GET",), handler)  # type: ignore[type-var]
 
     @overload
@@ -177,6 +179,8 @@ class App:
     def post(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def post(self, path: str, handler: Handler | None = None) -> Any:
+        """Register `handler` for POST requests on `path` (`:name`, a last `*name`); as
+        `@app.post(path)` a decorator returning the function unchanged."""
         return self.route(path, ("POST",), handler)  # type: ignore[type-var]
 
     @overload
@@ -185,6 +189,8 @@ class App:
     def put(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def put(self, path: str, handler: Handler | None = None) -> Any:
+        """Register `handler` for PUT requests on `path` (`:name`, a last `*name`); as
+        `@app.put(path)` a decorator returning the function unchanged."""
         return self.route(path, ("PUT",), handler)  # type: ignore[type-var]
 
     @overload
@@ -193,6 +199,8 @@ class App:
     def patch(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def patch(self, path: str, handler: Handler | None = None) -> Any:
+        """Register `handler` for PATCH requests on `path` (`:name`, a last `*name`); as
+        `@app.patch(path)` a decorator returning the function unchanged."""
         return self.route(path, ("PATCH",), handler)  # type: ignore[type-var]
 
     @overload
@@ -201,6 +209,8 @@ class App:
     def delete(self, path: str, handler: HandlerT) -> HandlerT: ...
 
     def delete(self, path: str, handler: Handler | None = None) -> Any:
+        """Register `handler` for DELETE requests on `path` (`:name`, a last `*name`); as
+        `@app.delete(path)` a decorator returning the function unchanged."""
         return self.route(path, ("DELETE",), handler)  # type: ignore[type-var]
 
     # -- WebSocket routes -----------------------------------------------------------------

@@ -61,6 +61,7 @@ class HTTPError(Exception):
         return f"{self.status}: {self.message}"
 
     def to_response(self) -> Response:
+        """The response this error becomes: `{"error": message, "status": status}` as JSON."""
         return Response({"error": self.message, "status": self.status}, self.status, self.headers)
 
 
@@ -154,20 +155,24 @@ class Request:
 
     @property
     def query(self) -> Query:
+        """The query string's parameters (a dict of first values; `getlist(name)` for all)."""
         if self._query is None:
             self._query = Query(_wsgi_str(self.environ.get("QUERY_STRING", "")))
         return self._query
 
     @property
     def headers(self) -> Headers:
+        """The request headers, case-insensitive (`req.headers["X-Token"]`)."""
         return Headers(self.environ)
 
     @property
     def remote_addr(self) -> str | None:
+        """The client's address (`REMOTE_ADDR`; behind a proxy, the proxy's)."""
         return self.environ.get("REMOTE_ADDR")
 
     @property
     def content_type(self) -> str:
+        """The `Content-Type` header, or an empty string."""
         return self.environ.get("CONTENT_TYPE", "")  # type: ignore[no-any-return]
 
     @property
@@ -306,6 +311,7 @@ class Request:
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
         return self.data.decode("utf-8", "replace")
 
     @property

@@ -38,6 +38,7 @@ class Task:
 
     @property
     def name(self) -> str:
+        """The function's qualified name, as logs and errors show it."""
         return getattr(self.fn, "__qualname__", repr(self.fn))
 
     def __repr__(self) -> str:

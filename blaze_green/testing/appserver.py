@@ -54,6 +54,7 @@ class AppServer:
         self._thread_done = False
 
     def start(self) -> AppServer:
+        """Start serving on the server's thread; returns once it accepts connections."""
         if self._done is not None:
             raise RuntimeError("this AppServer was already started; make a new one")
         other = _serving.get(self.app)
@@ -134,13 +135,16 @@ class AppServer:
 
     @property
     def running(self) -> bool:
+        """True from `start()` until the server thread has ended."""
         return self._done is not None and not self._thread_done
 
     @property
     def url(self) -> str:
+        """`http://host:port` of the running server."""
         return f"http://{self.host}:{self.port}"
 
     def ws_url(self, path: str = "/") -> str:
+        """`ws://host:port` + `path`."""
         return f"ws://{self.host}:{self.port}{path}"
 
     def __enter__(self) -> AppServer:

@@ -103,12 +103,14 @@ class TestClient:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> TestClient:
+        """Start the server (once); returns the client."""
         if not self._started:
             self.server.start()
             self._started = True
         return self
 
     def stop(self) -> None:
+        """Close the sessions still open, then stop the server."""
         if not self._started:
             return
         self._started = False
@@ -137,10 +139,12 @@ class TestClient:
 
     @property
     def host(self) -> str:
+        """The host the server listens on."""
         return self.server.host
 
     @property
     def port(self) -> int:
+        """The port the server listens on (a free one, picked at start)."""
         port = self.server.port
         if port is None:
             raise RuntimeError("the server is not running: start() the client first")
@@ -148,9 +152,11 @@ class TestClient:
 
     @property
     def url(self) -> str:
+        """`http://host:port` of the server."""
         return f"http://{self.host}:{self.port}"
 
     def ws_url(self, path: str = "/") -> str:
+        """`ws://host:port` + `path`."""
         return f"ws://{self.host}:{self.port}{path}"
 
     # -- cookies ----------------------------------------------------------------------------
@@ -177,6 +183,7 @@ class TestClient:
     # -- HTTP -----------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An HTTP request to `path` (relative to `.url`); see the class for the keywords."""
         url = path if "://" in path else self.url + path
         kwargs.setdefault("timeout", self.timeout)
         if self._use_requests:
@@ -184,24 +191,31 @@ class TestClient:
         return urllib_request(method, url, cookies=self._jar, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> Any:
+        """`request("GET", path, **kwargs)`."""
         return self.request("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> Any:
+        """`request("POST", path, **kwargs)`."""
         return self.request("POST", path, **kwargs)
 
     def put(self, path: str, **kwargs: Any) -> Any:
+        """`request("PUT", path, **kwargs)`."""
         return self.request("PUT", path, **kwargs)
 
     def patch(self, path: str, **kwargs: Any) -> Any:
+        """`request("PATCH", path, **kwargs)`."""
         return self.request("PATCH", path, **kwargs)
 
     def delete(self, path: str, **kwargs: Any) -> Any:
+        """`request("DELETE", path, **kwargs)`."""
         return self.request("DELETE", path, **kwargs)
 
     def head(self, path: str, **kwargs: Any) -> Any:
+        """`request("HEAD", path, **kwargs)`."""
         return self.request("HEAD", path, **kwargs)
 
     def options(self, path: str, **kwargs: Any) -> Any:
+        """`request("OPTIONS", path, **kwargs)`."""
         return self.request("OPTIONS", path, **kwargs)
 
     # -- WebSocket ------------------------------------------------------------------------------

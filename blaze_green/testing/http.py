@@ -27,17 +27,21 @@ class HTTPResponse:
 
     @property
     def ok(self) -> bool:
+        """True when the status is below 400."""
         return self.status_code < 400
 
     @property
     def text(self) -> str:
+        """The body decoded with the response's charset (UTF-8 if none)."""
         charset = self.headers.get_content_charset() or "utf-8"
         return self.content.decode(charset, errors="replace")
 
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return jsonlib.loads(self.content)
 
     def raise_for_status(self) -> None:
+        """Raise `urllib.error.HTTPError` for a status of 400 or more."""
         if not self.ok:
             raise urllib.error.HTTPError(
                 self.url, self.status_code, self.reason, self.headers, None

@@ -60,6 +60,7 @@ class ServerProcess:
     # -- lifecycle ------------------------------------------------------------------------
 
     def command(self) -> list[str]:
+        """The command line the child runs, by `mode` (run, gunicorn, script)."""
         if self.mode == "run":
             return [
                 sys.executable,
@@ -94,6 +95,7 @@ class ServerProcess:
         raise ValueError(f"mode must be 'run', 'gunicorn' or 'script', not {self.mode!r}")
 
     def env(self) -> dict[str, str]:
+        """The child's environment: this one, unbuffered, patching on, plus `env`."""
         env = dict(os.environ)
         env.pop("BLAZE_GREEN_NO_PATCH", None)  # the child is a server: it must patch
         env["PYTHONUNBUFFERED"] = "1"
@@ -103,6 +105,7 @@ class ServerProcess:
         return env
 
     def start(self) -> ServerProcess:
+        """Start the child and wait until it accepts connections (ServerError if it exits first)."""
         self.proc = subprocess.Popen(
             self.command(),
             cwd=self.cwd,
@@ -181,6 +184,7 @@ class ServerProcess:
             return "\n".join(self._lines)
 
     def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Wait until the child's output matches `pattern` (a regex) and return the match."""
         regex = re.compile(pattern)
         return cast(
             "re.Match[str]",
@@ -189,11 +193,14 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
+        """`http://host:port` of the child server."""
         return f"http://{self.host}:{self.port}"
 
     def ws_url(self, path: str = "/") -> str:
+        """`ws://host:port` + `path`."""
         return f"ws://{self.host}:{self.port}{path}"
 
     @property
     def pid(self) -> int | None:
+        """The child's process id, None before `start()`."""
         return self.proc.pid if self.proc else None

@@ -58,9 +58,11 @@ class WebSocketRejected(BlazeGreenError):
 
     @property
     def text(self) -> str:
+        """The refusal's body as text."""
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
+        """The refusal's body parsed as JSON (blaze_green's `{"error", "status"}`)."""
         return jsonlib.loads(self.body)
 
 
@@ -319,14 +321,19 @@ class WebSocketSession:
             raise WebSocketClosed(self.close_code or 1006, str(exc)) from exc
 
     def send_json(self, value: Any) -> int:
+        """Send `value` as a JSON text message; returns the bytes written."""
         return self.send(dumps(value))
 
     def ping(self, payload: bytes = b"") -> None:
+        """Send a ping (the server answers with a pong, which the reader consumes)."""
         self._send_frame(OP_PING, payload)
 
     # -- receiving ------------------------------------------------------------------------------
 
     def receive(self, timeout: float | None = 5.0) -> str | bytes:
+        """The next message (`str` for text, `bytes` for binary).
+
+        TimeoutError after `timeout` seconds; ConnectionClosed once the session has closed."""
         try:
             item = self._messages.get(timeout=timeout)
         except queue.Empty:
@@ -337,24 +344,28 @@ class WebSocketSession:
         return cast("str | bytes", item)
 
     def receive_text(self, timeout: float | None = 5.0) -> str:
+        """The next message, which must be text (TypeError otherwise)."""
         message = self.receive(timeout)
         if not isinstance(message, str):
             raise TypeError(f"expected a text message, got binary {message[:60]!r}")
         return message
 
     def receive_bytes(self, timeout: float | None = 5.0) -> bytes:
+        """The next message, which must be binary (TypeError otherwise)."""
         message = self.receive(timeout)
         if not isinstance(message, bytes):
             raise TypeError(f"expected a binary message, got text {message[:60]!r}")
         return message
 
     def receive_json(self, timeout: float | None = 5.0) -> Any:
+        """The next message parsed as JSON."""
         return jsonlib.loads(self.receive(timeout))
 
     # -- closing --------------------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
+        """True once the session has ended (close handshake done or connection lost)."""
         return self._finished.is_set()
 
     def wait_closed(self, timeout: float = 5.0) -> int | None:

@@ -196,6 +196,7 @@ class WebSocket:
 
     @property
     def remote_addr(self) -> str | None:
+        """The peer's address (`REMOTE_ADDR`), or None when the server did not give one."""
         return self.environ.get("REMOTE_ADDR")
 
     @property
@@ -205,6 +206,7 @@ class WebSocket:
 
     @property
     def state(self) -> State:
+        """Where the session is in its lifecycle (`State`: OPEN, CLOSING, CLOSED)."""
         return self._state
 
     def send(self, data: Any) -> None:
