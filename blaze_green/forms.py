@@ -58,9 +58,11 @@ class MultiValues(dict[str, V]):
             self.setdefault(key, value)
 
     def getlist(self, name: str) -> list[V]:
+        """Every value of `name`, in the order they came ([] if none)."""
         return [v for k, v in self._pairs if k == name]
 
     def pairs(self) -> list[tuple[str, V]]:
+        """Every (name, value), in the order they came."""
         return list(self._pairs)
 
 
@@ -88,12 +90,15 @@ class UploadedFile:
 
     @property
     def closed(self) -> bool:
+        """Whether the file was closed (at the end of its request, or by `close()`)."""
         return self._part.file is None
 
     def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes from the read position (all the rest by default)."""
         return self.stream.read(size)
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the read position, as `io.IOBase.seek`."""
         return self.stream.seek(offset, whence)
 
     def save(self, path: str | Any) -> int:
@@ -114,6 +119,7 @@ class UploadedFile:
             stream.seek(position)
 
     def close(self) -> None:
+        """Free the content (a temporary file is removed); the app does it when the request ends."""
         self._part.close()
 
     def __repr__(self) -> str:

@@ -125,7 +125,12 @@ class _FileChunks:
 
 
 class StaticFiles:
-    """A WSGI app serving the files under `directory` at its PATH_INFO."""
+    """A WSGI app serving the files under `directory` at its PATH_INFO (`app.static` uses one).
+
+    `index`: the file a directory URL (ending in `/`) answers with, or None for none;
+    `chunk_size`: the size of each read of a file being sent; `cache_control`: the
+    Cache-Control value of every file response (None for none). See docs/http.md.
+    """
 
     def __init__(
         self,
