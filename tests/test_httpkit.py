@@ -50,7 +50,11 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(tree):
-    env = {"STATIC_DIR": str(tree), "STATIC_DEEPER": str(tree.parent / "deeper")}
+    env = {
+        "STATIC_DIR": str(tree),
+        "STATIC_DEEPER": str(tree.parent / "deeper"),
+        "BODY_TIMEOUT": "1.5",
+    }
     with ServerProcess("httpkit_app:app", cwd=APPS, env=env) as srv:
         yield srv
 
@@ -381,6 +385,36 @@ def test_upload_over_max_body_size_is_413(server):
         server, "/form", data=chunks(), headers={"Content-Type": "multipart/form-data; boundary=B"}
     )
     assert r.status_code == 413 and "limit" in r.json()["error"]
+
+
+def test_chunked_multipart_upload(server):
+    data = os.urandom(700 * 1024)
+
+    def chunks():  # no Content-Length: Transfer-Encoding: chunked
+        yield b'--B\r\nContent-Disposition: form-data; name="t"\r\n\r\nhi\r\n'
+        yield b'--B\r\nContent-Disposition: form-data; name="f"; filename="f.bin"\r\n\r\n'
+        for i in range(0, len(data), 65536):
+            yield data[i : i + 65536]
+        yield b"\r\n--B--\r\n"
+
+    headers = {"Content-Type": "multipart/form-data; boundary=B"}
+    body = post(server, "/form", data=chunks(), headers=headers).json()
+    assert body["form"] == {"t": ["hi"]}
+    assert body["files"]["f"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_stalled_multipart_upload_is_408(server):
+    head = (
+        "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n')
+        data = b""
+        while chunk := sock.recv(65536):  # the server answers after body_timeout (1.5 s)
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b"request body timed out" in data
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import os
 
 from blaze_green import App, HTTPError, Response
 
-app = App(max_body_size=int(os.environ.get("MAX_BODY", str(2 * 1024 * 1024))))
+app = App(max_body_size=2 * 1024 * 1024, body_timeout=float(os.environ.get("BODY_TIMEOUT", "30")))
 app.static("/static", os.environ["STATIC_DIR"])
 if os.environ.get("STATIC_DEEPER"):
     app.static("/static/deeper", os.environ["STATIC_DEEPER"])
