@@ -12,6 +12,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from gevent import Greenlet
@@ -22,6 +23,7 @@ from .metrics import UNMATCHED
 from .mount import Mount, Mounts, WSGIApp
 from .routing import Router
 from .runtime import Runtime
+from .static import StaticFiles
 from .tasks import Task
 from .ws import handshake
 from .ws.session import WebSocket, WebSocketHandlers
@@ -110,6 +112,7 @@ class App:
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
         self._mounts = Mounts()
+        self._statics: list[tuple[str, StaticFiles]] = []  # longest prefix first
         self._runtime = Runtime(config)
 
     @property
@@ -248,6 +251,32 @@ class App:
         PATH_INFO with the rest (PEP 3333). See docs/flask.md."""
         self._mounts.add(prefix, wsgi_app)
 
+    # -- static files ---------------------------------------------------------------------
+
+    def static(
+        self, prefix: str, directory: str | Path, *, index: str | None = "index.html"
+    ) -> StaticFiles:
+        """Serve the files under `directory` at `prefix` + their relative path (GET, HEAD;
+        ETag, 304, Range; no path leaves the directory). The app's own routes win over it;
+        several prefixes: the longest one matching on a segment boundary. See docs/http.md."""
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise ValueError(f"a static prefix starts with '/', like '/static', not {prefix!r}")
+        if prefix != "/" and prefix.endswith("/"):
+            raise ValueError(f"write the static prefix without a trailing slash: {prefix[:-1]!r}")
+        prefix = "" if prefix == "/" else prefix
+        if any(p == prefix for p, _ in self._statics):
+            raise ValueError(f"static files are already served at {prefix or '/'!r}")
+        files = StaticFiles(directory, index=index)
+        self._statics.append((prefix, files))
+        self._statics.sort(key=lambda item: len(item[0]), reverse=True)
+        return files
+
+    def _static_for(self, path: str) -> tuple[str, StaticFiles] | None:
+        for prefix, files in self._statics:
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix, files
+        return None
+
     # -- sessions, broadcast, tasks -------------------------------------------------------
 
     def _concrete(self, path: str) -> str:
@@ -353,9 +382,17 @@ class App:
             if handler is None and method == "HEAD":
                 handler, kwargs, allowed, pattern = self._http.resolve(req.path, "GET")
             if handler is None:
+                # A plain request to one of our ws paths stays ours (a 400 that says so).
+                # Then static files (not on a path we route for other methods: that is a
+                # 405), then mounted apps, which get any method we do not route (so a Flask
+                # GET beside our POST on one path keeps working; docs/flask.md).
+                if self._ws.find(req.path):
+                    raise self._no_route(req.path, allowed)
+                static = self._static_for(req.path) if self._statics and not allowed else None
+                if static is not None:
+                    return self._serve_static(environ, start_response, req, static, started)
                 found = self._mounts.find(environ.get("PATH_INFO") or "/") if self._mounts else None
-                # a plain request to one of our ws paths stays ours (a 400 that says so)
-                if found is None or self._ws.find(req.path):
+                if found is None:
                     raise self._no_route(req.path, allowed)
                 mount = found
             else:
@@ -371,6 +408,8 @@ class App:
         except Exception:
             log.exception("%s %s failed", method, req.path)
             status, headers, body = Response(_INTERNAL_ERROR, 500).encode()
+        finally:
+            req.close()  # uploaded files: their temporary files go now
         metrics = self._runtime.metrics
         if mount is not None:
             # Outside the try above: the mounted app's errors are its own (see mount.py).
@@ -382,6 +421,29 @@ class App:
                 method, pattern or UNMATCHED, int(status[:3]), time.perf_counter() - started
             )
         return [] if method == "HEAD" else [body]
+
+    def _serve_static(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        req: Request,
+        static: tuple[str, StaticFiles],
+        started: float,
+    ) -> Iterable[bytes]:
+        prefix, files = static
+        metrics = self._runtime.metrics
+        if metrics is None:
+            return files.serve(environ, req.path[len(prefix) :], start_response)
+        codes: list[int] = []
+
+        def observing(status: str, headers: Any, *exc: Any) -> Any:
+            codes.append(int(status[:3]))
+            return start_response(status, headers, *exc)
+
+        body = files.serve(environ, req.path[len(prefix) :], observing)
+        elapsed = time.perf_counter() - started
+        metrics.http_request(req.method, f"{prefix}/*", codes[-1] if codes else 500, elapsed)
+        return body
 
     def _no_route(self, path: str, allowed: set[str]) -> HTTPError:
         if allowed:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import http
+import io
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
 
+from . import forms
 from .clientlog import client_error
+from .cookies import delete_cookie_value, parse_cookies, set_cookie_value
 from .models import Json, dumps, is_model, load_model, loads
 
 __all__ = ["Request", "Response", "HTTPError", "Headers", "Query", "status_line"]
@@ -122,7 +126,19 @@ class Request:
     """One HTTP request (or WebSocket handshake). Reading is lazy: nothing is parsed
     until asked for."""
 
-    __slots__ = ("environ", "method", "path", "max_body_size", "_query", "_data", "_json")
+    __slots__ = (
+        "environ",
+        "method",
+        "path",
+        "max_body_size",
+        "_query",
+        "_data",
+        "_json",
+        "_cookies",
+        "_form",
+        "_files",
+        "_streamed",
+    )
 
     def __init__(self, environ: dict[str, Any], max_body_size: int | None = None) -> None:
         self.environ = environ
@@ -132,6 +148,10 @@ class Request:
         self._query: Query | None = None
         self._data: bytes | None = None
         self._json: Any = _UNSET
+        self._cookies: dict[str, str] | None = None
+        self._form: forms.FormData | None = None
+        self._files: forms.MultiValues[forms.UploadedFile] | None = None
+        self._streamed = False  # a multipart body went into req.form without being kept
 
     @property
     def query(self) -> Query:
@@ -156,36 +176,131 @@ class Request:
         return self.environ.get("CONTENT_TYPE", "")  # type: ignore[no-any-return]
 
     @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies (name -> value); malformed pieces of the header are skipped."""
+        if self._cookies is None:
+            self._cookies = parse_cookies(self.environ.get("HTTP_COOKIE", ""))
+        return self._cookies
+
+    @property
+    def form(self) -> forms.FormData:
+        """The fields of a urlencoded or multipart/form-data body (`getlist` for repeated
+        names); empty for other bodies. A malformed body is a 400, one too large a 413."""
+        if self._form is None:
+            self._load_form()
+        assert self._form is not None
+        return self._form
+
+    @property
+    def files(self) -> forms.MultiValues[forms.UploadedFile]:
+        """The uploaded files of a multipart/form-data body, by field name (`getlist` for
+        several under one name). They are closed (temporary files removed) when the request
+        ends."""
+        if self._files is None:
+            self._load_form()
+        assert self._files is not None
+        return self._files
+
+    def _load_form(self) -> None:
+        kind, params = forms.form_kind(self.content_type)
+        read: Callable[[int], bytes]
+        self._form, self._files = forms.FormData(), forms.MultiValues()
+        try:
+            if kind == forms.URLENCODED:
+                self._form = forms.parse_urlencoded(self.data)
+            elif kind == forms.MULTIPART:
+                if self._data is not None:
+                    read, length = io.BytesIO(self._data).read, len(self._data)
+                else:
+                    # streamed into the parser (large parts spooled to disk), not kept
+                    read, length = self._body_reader()
+                    self._streamed = True
+                self._form, self._files = forms.parse_multipart(read, params, length)
+        except forms.FormLimitError as exc:
+            raise HTTPError(413, str(exc), _CLOSE) from None
+        except forms.FormError as exc:
+            raise HTTPError(400, str(exc)) from None
+
+    def close(self) -> None:
+        """End of the request: close the uploaded files (removing their temporary files)."""
+        if self._files:
+            for _, upload in self._files.pairs():
+                upload.close()
+
+    @property
     def data(self) -> bytes:
         """The raw body; 413 past `max_body_size`, whether or not Content-Length says so."""
         if self._data is None:
-            self._data = self._read_body()
+            if self._streamed:
+                raise RuntimeError(
+                    "the multipart body was streamed into req.form/req.files and not kept: "
+                    "read req.data before req.form to have both"
+                )
+            self._data = self._guarded(self._read_body_unchecked)()
         return self._data
 
-    def _read_body(self) -> bytes:
-        try:
-            return self._read_body_unchecked()
-        except TimeoutError:
-            # body_timeout: no byte of the declared body within it (the server's socket timeout)
-            client_error(self.environ.get("REMOTE_ADDR"), "request body stalled: 408")
-            raise HTTPError(408, "request body timed out", _CLOSE) from None
-        except OSError as exc:
-            # a malformed chunked body (pywsgi's _InvalidClientInput is an IOError), or the
-            # connection ended inside the body: the stream cannot be trusted any more
-            client_error(self.environ.get("REMOTE_ADDR"), "malformed request body: %s", exc)
-            raise HTTPError(400, "malformed request body", _CLOSE) from None
+    def _guarded(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """`fn` with the body stream's failures turned into HTTP errors."""
+
+        def call(*args: Any) -> T:
+            try:
+                return fn(*args)
+            except TimeoutError:
+                # body_timeout: no byte of the declared body within it (the socket timeout)
+                client_error(self.environ.get("REMOTE_ADDR"), "request body stalled: 408")
+                raise HTTPError(408, "request body timed out", _CLOSE) from None
+            except OSError as exc:
+                # a malformed chunked body (pywsgi's _InvalidClientInput is an IOError), or the
+                # connection ended inside the body: the stream cannot be trusted any more
+                client_error(self.environ.get("REMOTE_ADDR"), "malformed request body: %s", exc)
+                raise HTTPError(400, "malformed request body", _CLOSE) from None
+
+        return call
+
+    def _declared_length(self) -> int | None:
+        """Content-Length as an int (None without one); 400 if bad, 413 past the limit."""
+        length_header = self.environ.get("CONTENT_LENGTH") or ""
+        if not length_header:
+            return None
+        if not (length_header.isascii() and length_header.isdigit()):
+            raise HTTPError(400, "Content-Length is not a number")
+        length = int(length_header)
+        limit = self.max_body_size
+        if limit is not None and length > limit:
+            raise HTTPError(413, f"request body is {length} bytes; the limit is {limit}")
+        return length
+
+    def _body_reader(self) -> tuple[Callable[[int], bytes], int]:
+        """A bounded `read(n)` over the body, and its declared length (-1 when chunked)."""
+        limit = self.max_body_size
+        stream: IO[bytes] | None = self.environ.get("wsgi.input")
+        length = self._declared_length()
+        chunked = self.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        if stream is None or not (length or chunked):
+            return (lambda n: b""), 0
+        left = length if length is not None else -1
+        total = 0
+
+        def read(n: int) -> bytes:
+            nonlocal left, total
+            if left == 0:
+                return b""
+            data = stream.read(n if left < 0 else min(n, left))
+            total += len(data)
+            if left > 0:
+                left -= len(data)
+            if limit is not None and total > limit:
+                raise HTTPError(413, f"request body is over the limit of {limit} bytes", _CLOSE)
+            return data
+
+        return self._guarded(read), left
 
     def _read_body_unchecked(self) -> bytes:
         limit = self.max_body_size
         stream: IO[bytes] | None = self.environ.get("wsgi.input")
-        length_header = self.environ.get("CONTENT_LENGTH") or ""
         chunked = self.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
-        if length_header:
-            if not (length_header.isascii() and length_header.isdigit()):
-                raise HTTPError(400, "Content-Length is not a number")
-            length = int(length_header)
-            if limit is not None and length > limit:
-                raise HTTPError(413, f"request body is {length} bytes; the limit is {limit}")
+        length = self._declared_length()
+        if length is not None:
             return stream.read(length) if stream is not None and length > 0 else b""
         if chunked and stream is not None:
             body = stream.read() if limit is None else stream.read(limit + 1)
@@ -273,6 +388,34 @@ class Response:
         if content_type is not None:
             check_header("Content-Type", content_type)
         self.content_type = content_type
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        max_age: int | datetime.timedelta | None = None,
+        expires: datetime.datetime | int | float | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = None,
+    ) -> None:
+        """Add a Set-Cookie header (one per call). `expires`: an aware datetime or seconds
+        since the epoch; `samesite`: "Strict", "Lax" or "None" (which needs secure=True).
+        A name or value that cannot be sent as it is raises ValueError."""
+        self.headers.append(
+            (
+                "Set-Cookie",
+                set_cookie_value(
+                    name, value, max_age, expires, path, domain, secure, httponly, samesite
+                ),
+            )
+        )
+
+    def delete_cookie(self, name: str, path: str | None = "/", domain: str | None = None) -> None:
+        """Tell the browser to drop the cookie `name` set with this path and domain."""
+        self.headers.append(("Set-Cookie", delete_cookie_value(name, path, domain)))
 
     def encode(self) -> tuple[str, list[tuple[str, str]], bytes]:
         """Status line, headers (with Content-Type and Content-Length) and the body bytes."""

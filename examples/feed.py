@@ -11,12 +11,14 @@ from blaze_green import App, Json, delay, model, task
 
 import logging
 import os
+from pathlib import Path
 import random
 import time
 from dataclasses import dataclass
 
 log = logging.getLogger("feed")
 app = App()
+app.static("/static", Path(__file__).parent / "static")  # the page's script
 
 
 @model
@@ -82,20 +84,7 @@ PAGE = """<!doctype html>
 <style>body{font:16px system-ui;margin:2em} #price{font-size:3em} #beat{color:#888}</style>
 <h1>BTC ticker</h1><div id="price">…</div><div id="beat">waiting for heartbeat</div>
 <p><input id="say" placeholder="say something"> <span id="echo"></span></p>
-<script>
-const url = (p) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + p;
-const feed = new WebSocket(url("/feed"));
-feed.onmessage = (e) => {
-  if (e.data.startsWith("Echo: ")) { document.getElementById("echo").textContent = e.data; return; }
-  document.getElementById("price").textContent = JSON.parse(e.data).value.toFixed(2);
-};
-document.getElementById("say").onchange = (e) => feed.send(e.target.value);
-const beat = new WebSocket(url("/heartbeat"));
-beat.onmessage = (e) => {
-  document.getElementById("beat").textContent = JSON.parse(e.data).status + " " +
-    new Date().toLocaleTimeString();
-};
-</script>
+<script src="/static/feed.js"></script>
 """
 
 

@@ -29,7 +29,11 @@ def feed_server(mode):
 @pytest.mark.parametrize("mode", ["script", "run", "gunicorn"])
 def test_feed_example(mode):
     with feed_server(mode) as server:
-        assert "BTC ticker" in requests.get(server.url + "/", timeout=5).text
+        page = requests.get(server.url + "/", timeout=5).text
+        assert "BTC ticker" in page and '<script src="/static/feed.js">' in page
+        js = requests.get(server.url + "/static/feed.js", timeout=5)
+        assert js.status_code == 200 and "new WebSocket" in js.text
+        assert js.headers["Content-Type"] == "text/javascript; charset=utf-8"
         with connect(server.ws_url("/feed"), open_timeout=5) as ws:
             tick = json.loads(ws.recv(timeout=5))  # the ticker task, an Update model
             assert tick["type"] == "ticker" and isinstance(tick["value"], float)
@@ -52,6 +56,8 @@ def test_chat_example_with_websocket_clients(mode):
     with chat_server(mode) as server:
         r = requests.get(server.url + "/", timeout=5)
         assert r.status_code == 200 and "<h1>Chat</h1>" in r.text
+        js = requests.get(server.url + "/static/chat.js", timeout=5)
+        assert js.status_code == 200 and "/chat?name=" in js.text
         with connect(server.ws_url("/chat?name=ann"), open_timeout=5) as ann:
             assert json.loads(ann.recv(timeout=5)) == {"type": "join", "name": "ann", "count": 1}
             with connect(server.ws_url("/chat?name=bob"), open_timeout=5) as bob:
@@ -74,6 +80,80 @@ def test_chat_example_with_websocket_clients(mode):
             timeout=5,
         )
         assert r.status_code == 400 and "pick a name" in r.json()["error"]
+
+
+def login_server(mode="run"):
+    env = {"LOGIN_SECRET": "test-secret"}
+    if mode == "gunicorn":
+        return ServerProcess("login:app", mode="gunicorn", workers=2, cwd=EXAMPLES, env=env)
+    return ServerProcess("login:app", cwd=EXAMPLES, env=env)
+
+
+def _ws_status(url, cookie=None):
+    from websockets.exceptions import InvalidStatus
+
+    headers = {"Cookie": cookie} if cookie else None
+    try:
+        with connect(url, open_timeout=5, additional_headers=headers) as ws:
+            return 101, json.loads(ws.recv(timeout=5))
+    except InvalidStatus as exc:
+        return exc.response.status_code, json.loads(exc.response.body)
+
+
+@pytest.mark.parametrize("mode", ["run", "gunicorn"])
+def test_login_example_cookie_gates_the_websocket(mode):
+    with login_server(mode) as server:
+        url = server.ws_url("/room")
+        status, body = _ws_status(url)
+        assert status == 401 and "log in first" in body["error"]
+        bad = requests.post(server.url + "/login", data={"user": "ann", "password": "x"}, timeout=5)
+        assert bad.status_code == 401 and "Set-Cookie" not in bad.headers
+        r = requests.post(
+            server.url + "/login", data={"user": "ann", "password": "wonderland"}, timeout=5
+        )
+        assert r.status_code == 200 and r.json() == {"user": "ann"}
+        token = r.cookies["session"]
+        assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Lax" in r.headers["Set-Cookie"]
+        # a signed cookie: any worker verifies it (gunicorn: two processes, one secret)
+        for _ in range(3):
+            assert _ws_status(url, f"session={token}") == (101, {"type": "welcome", "user": "ann"})
+        from itsdangerous import URLSafeTimedSerializer
+
+        # "bob", signed with another key, and ann's token with its payload changed
+        forged = URLSafeTimedSerializer("not-the-secret", salt="blaze_green-login").dumps("bob")
+        tampered = "Ym9i" + token[token.index(".") :]
+        status, body = _ws_status(url, f"session={tampered}")
+        assert status == 401 and "invalid or expired" in body["error"]
+        status, body = _ws_status(url, f"session={forged}")
+        assert status == 401 and "invalid or expired" in body["error"]
+        status, _ = _ws_status(url, "session=bob")
+        assert status == 401
+        # a page on another site cannot use the cookie: same-origin policy, 403 before the upgrade
+        from websockets.exceptions import InvalidStatus
+
+        with pytest.raises(InvalidStatus) as refused:
+            connect(
+                url,
+                open_timeout=5,
+                origin="http://evil.example",
+                additional_headers={"Cookie": f"session={token}"},
+            )
+        assert refused.value.response.status_code == 403
+        assert requests.get(server.url + "/me", cookies={"session": token}, timeout=5).json() == {
+            "user": "ann"
+        }
+        out = requests.post(server.url + "/logout", timeout=5)
+        assert out.headers["Set-Cookie"].startswith("session=; Max-Age=0")
+
+
+def test_login_example_with_the_test_client():
+    from blaze_green.testing import TestClient
+
+    # the snippet in docs/http.md, "The test client carries cookies"
+    with TestClient("login:app", cwd=EXAMPLES) as client:
+        client.post("/login", data={"user": "ann", "password": "wonderland"})
+        with client.websocket_connect("/room") as ws:
+            assert ws.receive_json() == {"type": "welcome", "user": "ann"}
 
 
 def _chrome():
@@ -144,3 +224,40 @@ def test_chat_page_in_headless_chromium():
         finally:
             for browser in browsers:
                 browser.quit()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")) and not os.environ.get("CI"),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+    "chromium-driver; .ci/run installs them)",
+)
+def test_login_page_in_headless_chromium():
+    from selenium.webdriver.common.by import By
+
+    with login_server() as server:
+        browser = _chrome()
+        try:
+            browser.get(server.url + "/")
+            # before logging in, the socket is refused (401 before the upgrade: code 1006)
+            browser.execute_script(
+                "window.early = new WebSocket('ws://' + location.host + '/room');"
+                "early.onclose = (e) => { window.earlyClose = e.code; };"
+            )
+            wait_until(lambda: browser.execute_script("return window.earlyClose"), 15)
+            assert browser.execute_script("return window.earlyClose") == 1006
+            browser.find_element(By.ID, "user").send_keys("ann")
+            browser.find_element(By.ID, "password").send_keys("wonderland")
+            browser.find_element(By.CSS_SELECTOR, "#login button").click()
+
+            def log():
+                return browser.find_element(By.ID, "log").text
+
+            wait_until(lambda: "welcome ann" in log(), 15, what="the welcome message")
+            # the cookie is HttpOnly: the page's script cannot read it
+            assert "session" not in browser.execute_script("return document.cookie")
+            browser.find_element(By.ID, "text").send_keys("hello from chromium")
+            browser.find_element(By.CSS_SELECTOR, "#send button").click()
+            wait_until(lambda: "ann: hello from chromium" in log(), 15, what="the broadcast")
+        finally:
+            browser.quit()

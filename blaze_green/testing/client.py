@@ -17,6 +17,8 @@ with TestClient("myapp:app", cwd="src") as client:    # `blaze-green run` in a c
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
+import urllib.request
 import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -48,6 +50,9 @@ class TestClient:
       `allow_redirects` and returns an `HTTPResponse` with the same common attributes.
     - `.websocket_connect(path, headers=None, subprotocols=None)` → `WebSocketSession`; a
       refused handshake raises `WebSocketRejected` (`.status`, `.body`, `.json()`).
+    - `.cookies`: the client's cookie jar (an `http.cookiejar.CookieJar`; with `requests`, the
+      session's). Cookies set by its HTTP responses go with its later HTTP requests and its
+      WebSocket handshakes (unless `headers` has a Cookie of its own), as a browser's would.
     `stop()` closes the sessions still open, then stops the server.
     """
 
@@ -91,6 +96,7 @@ class TestClient:
                 use_requests = True
         self._use_requests = use_requests
         self._http: Any = None
+        self._jar: http.cookiejar.CookieJar = http.cookiejar.CookieJar()
         self._sessions: weakref.WeakSet[WebSocketSession] = weakref.WeakSet()
         self._started = False
 
@@ -113,6 +119,9 @@ class TestClient:
                 with contextlib.suppress(Exception):
                     ws.close(timeout=2.0)
             if self._http is not None:
+                self._jar = http.cookiejar.CookieJar()
+                for cookie in self._http.cookies:
+                    self._jar.set_cookie(cookie)  # kept for a restart of the client
                 self._http.close()
                 self._http = None
         finally:
@@ -150,6 +159,27 @@ class TestClient:
         """`ws://host:port` + `path`."""
         return f"ws://{self.host}:{self.port}{path}"
 
+    # -- cookies ----------------------------------------------------------------------------
+
+    @property
+    def cookies(self) -> http.cookiejar.CookieJar:
+        """The cookies this client carries (set by the server's responses, or by the test)."""
+        return self._session().cookies if self._use_requests else self._jar
+
+    def _session(self) -> Any:
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
+            self._http.cookies.update(self._jar)
+        return self._http
+
+    def cookie_header(self, path: str = "/") -> str | None:
+        """The Cookie header this client would send with a request to `path`."""
+        probe = urllib.request.Request(self.url + path)
+        self.cookies.add_cookie_header(probe)
+        return probe.get_header("Cookie")
+
     # -- HTTP -----------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -157,12 +187,8 @@ class TestClient:
         url = path if "://" in path else self.url + path
         kwargs.setdefault("timeout", self.timeout)
         if self._use_requests:
-            if self._http is None:
-                import requests
-
-                self._http = requests.Session()
-            return self._http.request(method, url, **kwargs)
-        return urllib_request(method, url, **kwargs)
+            return self._session().request(method, url, **kwargs)
+        return urllib_request(method, url, cookies=self._jar, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         """`request("GET", path, **kwargs)`."""
@@ -204,7 +230,13 @@ class TestClient:
         compression: bool = False,
     ) -> WebSocketSession:
         """Open a WebSocket session on `path` (query string allowed); `compression=True`
-        offers permessage-deflate as browsers do (`ws.compression` says if it was accepted)."""
+        offers permessage-deflate as browsers do (`ws.compression` says if it was accepted).
+        The client's cookies for `path` are sent, unless `headers` has a Cookie."""
+        items = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+        cookie = self.cookie_header(path)
+        if cookie and not any(name.lower() == "cookie" for name, _ in items):
+            items.append(("Cookie", cookie))
+        headers = items
         sock, response_headers, initial = open_websocket(
             self.host,
             self.port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json as jsonlib
 import urllib.error
 import urllib.parse
@@ -65,7 +66,9 @@ def urllib_request(
     headers: Mapping[str, str] | None = None,
     timeout: float | None = None,
     allow_redirects: bool = True,
+    cookies: http.cookiejar.CookieJar | None = None,
 ) -> HTTPResponse:
+    """One request; with `cookies`, that jar's cookies are sent and the response's kept."""
     if params:
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params, doseq=True)
     hdrs = dict(headers or {})
@@ -81,7 +84,9 @@ def urllib_request(
     elif data is not None:
         body = bytes(data)
     request = urllib.request.Request(url, data=body, headers=hdrs, method=method.upper())
-    handlers = [] if allow_redirects else [_NoRedirect()]
+    handlers: list[urllib.request.BaseHandler] = [] if allow_redirects else [_NoRedirect()]
+    if cookies is not None:
+        handlers.append(urllib.request.HTTPCookieProcessor(cookies))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as resp:
