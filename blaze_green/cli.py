@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from .app import App
+from .tls import TLSConfigError, server_context
 
 __all__ = ["main", "load_app"]
 
@@ -68,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="debug logging and gevent's hub-blocking monitor"
     )
     run.add_argument("--log-level", default=None, help="blaze_green log level (default INFO)")
+    run.add_argument("--certfile", default=None, help="TLS certificate (PEM): serve https, wss")
+    run.add_argument("--keyfile", default=None, help="TLS private key (PEM), with --certfile")
     return parser
 
 
@@ -81,9 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or ("DEBUG" if args.debug else "INFO")
     logging.getLogger("blaze_green").setLevel(level.upper())
     try:
+        # The files are checked before the app is imported: a typo costs no import time.
+        server_context(args.certfile, args.keyfile)
         app = load_app(args.app)
-    except AppLoadError as exc:
+    except (AppLoadError, TLSConfigError) as exc:
         print(f"blaze-green: {exc}", file=sys.stderr)
         return 2
-    serve(app, host=args.host, port=args.port, access_log_enabled=args.access_log, debug=args.debug)
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log_enabled=args.access_log,
+        debug=args.debug,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
     return 0

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import gevent.socket
 from gevent import Timeout
 from gevent.event import Event
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
+from gevent.ssl import SSLSocket
 from geventwebsocket.handler import WebSocketHandler
 
 from . import patching
@@ -32,6 +34,7 @@ from .config import Config
 from .headers import RequestHeaders
 from .http import status_line
 from .models import dumps
+from .tls import server_context
 from .ws.handshake import UPGRADE_KEY
 
 if TYPE_CHECKING:
@@ -361,7 +364,9 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # handler returns) and runs on a greenlet of its own with a shallow stack, while this
         # handler, its greenlet, buffers and parsed headers go away: ~6 KiB per idle session
         # instead of ~17.
-        session_sock = sock.dup()
+        # A TLS socket cannot be dup()ed (its SSL state lives in the object): the session takes
+        # this one, and keeps it open past the server's close when this handler returns.
+        session_sock = sock if isinstance(sock, SSLSocket) else sock.dup()
         self.socket: Any = None
         return session_sock, initial
 
@@ -450,11 +455,14 @@ class Server:
         listener: socket.socket | None = None,
         backlog: int = 2048,
         on_started: Callable[[Server], Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
         self.on_started = on_started
+        self.scheme = "https" if ssl_context is not None else "http"
         self._stopping = Event()
         listen_on: Any = listener if listener is not None else (host, port)
+        tls: dict[str, Any] = {"ssl_context": ssl_context} if ssl_context is not None else {}
         self.wsgi = WSGIServer(
             listen_on,
             app,
@@ -463,6 +471,7 @@ class Server:
             error_log=logging.getLogger("blaze_green.server"),
             backlog=None if listener is not None else backlog,
             environ={"SERVER_NAME": host, "SERVER_PORT": str(port)},
+            **tls,
         )
 
     @property
@@ -472,7 +481,7 @@ class Server:
     def start(self) -> None:
         self.wsgi.start()
         host, port = self.wsgi.address[:2]
-        log.info("blaze_green listening on http://%s:%s", host, port)
+        log.info("blaze_green listening on %s://%s:%s", self.scheme, host, port)
         self.app.runtime.start()
         if self.on_started is not None:
             self.on_started(self)
@@ -525,15 +534,21 @@ def serve(
     access_log_enabled: bool = False,
     debug: bool = False,
     on_ready: Callable[[Server], Any] | None = None,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM (app.listen and `blaze-green run`). `debug` (or
-    App(debug=True)) turns on debug logging and gevent's hub-blocking monitor."""
+    App(debug=True)) turns on debug logging and gevent's hub-blocking monitor. `certfile` and
+    `keyfile` (PEM), or an `ssl_context`, serve https:// and wss:// (tls.TLSConfigError when
+    they cannot be used)."""
     patching.require_patched()
+    context = server_context(certfile, keyfile, ssl_context)  # checked before binding
     debug = debug or app.config.debug
     configure_logging(access_log_enabled, debug)
     if debug:
         patching.start_blocking_monitor()
-    server = Server(app, host, port, on_started=on_ready)
+    server = Server(app, host, port, on_started=on_ready, ssl_context=context)
     server.run()
 
 
