@@ -11,10 +11,12 @@ import importlib
 import inspect
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
 from .app import App
+from .reload import ReloadError
 from .tls import TLSConfigError, server_context
 
 __all__ = ["main", "load_app"]
@@ -71,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default=None, help="blaze_green log level (default INFO)")
     run.add_argument("--certfile", default=None, help="TLS certificate (PEM): serve https, wss")
     run.add_argument("--keyfile", default=None, help="TLS private key (PEM), with --certfile")
+    run.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart when a .py file changes (sessions get 1012); needs watchfiles",
+    )
+    # --reload's child serves on the supervisor's listening socket, passed by descriptor.
+    run.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -85,11 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("blaze_green").setLevel(level.upper())
     try:
         # The files are checked before the app is imported: a typo costs no import time.
-        server_context(args.certfile, args.keyfile)
+        context = server_context(args.certfile, args.keyfile)
+        if args.reload:
+            from .reload import supervise
+
+            scheme = "https" if context is not None else "http"
+            raw = sys.argv[1:] if argv is None else list(argv)
+            return supervise(args.app, raw, args.host, args.port, scheme)
         app = load_app(args.app)
-    except (AppLoadError, TLSConfigError) as exc:
+    except (AppLoadError, TLSConfigError, ReloadError) as exc:
         print(f"blaze-green: {exc}", file=sys.stderr)
         return 2
+    listener = None
+    if args.fd is not None:
+        listener = socket.socket(fileno=args.fd)
     serve(
         app,
         host=args.host,
@@ -98,5 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         debug=args.debug,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        listener=listener,
     )
     return 0

@@ -36,6 +36,7 @@ from .http import status_line
 from .models import dumps
 from .tls import server_context
 from .ws.handshake import UPGRADE_KEY
+from .ws.lifecycle import CloseCode
 
 if TYPE_CHECKING:
     from .app import App
@@ -460,6 +461,7 @@ class Server:
         self.app = app
         self.on_started = on_started
         self.scheme = "https" if ssl_context is not None else "http"
+        self.restarting = False  # stopped to be restarted (SIGHUP): sessions get 1012
         self._stopping = Event()
         listen_on: Any = listener if listener is not None else (host, port)
         tls: dict[str, Any] = {"ssl_context": ssl_context} if ssl_context is not None else {}
@@ -492,7 +494,8 @@ class Server:
     def run(self, install_signals: bool = True) -> None:
         handlers = []
         if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            # SIGHUP: `--reload`'s supervisor restarts us; sessions close with 1012, not 1001.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 handlers.append(gevent.signal_handler(sig, self._on_signal, sig))
         try:
             self.start()
@@ -503,23 +506,33 @@ class Server:
                 h.cancel()
 
     def _on_signal(self, sig: int) -> None:
-        log.info("received %s: shutting down", signal.Signals(sig).name)
+        if sig == signal.SIGHUP:
+            log.info("received SIGHUP: restarting (sessions close with 1012)")
+            self.restarting = True
+        else:
+            log.info("received %s: shutting down", signal.Signals(sig).name)
         self.stop()
 
     def shutdown(self) -> None:
-        graceful_shutdown(self.app, [self.wsgi], self.app.config.shutdown_timeout)
+        graceful_shutdown(
+            self.app, [self.wsgi], self.app.config.shutdown_timeout, restart=self.restarting
+        )
 
 
-def graceful_shutdown(app: App, servers: list[Any], timeout: float) -> None:
-    """Stop accepting, close every session with 1001 and wait for them (dropping those still
-    open near the deadline; their on_close runs), kill tasks, stop the servers.
+def graceful_shutdown(app: App, servers: list[Any], timeout: float, restart: bool = False) -> None:
+    """Stop accepting, close every session with 1001 (1012 with `restart`: clients should
+    reconnect) and wait for them (dropping those still open near the deadline; their on_close
+    runs), kill tasks, stop the servers.
 
     Used by the embedded server and by the gunicorn worker.
     """
     deadline = time.monotonic() + timeout
     for server in servers:
         server.close()  # stop accepting; open connections go on
-    app.runtime.shutdown(timeout)
+    if restart:
+        app.runtime.shutdown(timeout, CloseCode.SERVICE_RESTART, "server restarting")
+    else:
+        app.runtime.shutdown(timeout)
     remaining = max(0.0, deadline - time.monotonic())
     for server in servers:
         server.stop(timeout=min(remaining, 1.0))
@@ -537,18 +550,21 @@ def serve(
     certfile: str | os.PathLike[str] | None = None,
     keyfile: str | os.PathLike[str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM (app.listen and `blaze-green run`). `debug` (or
-    App(debug=True)) turns on debug logging and gevent's hub-blocking monitor. `certfile` and
-    `keyfile` (PEM), or an `ssl_context`, serve https:// and wss:// (tls.TLSConfigError when
-    they cannot be used)."""
+    """Serve `app` until SIGINT/SIGTERM (app.listen and `blaze-green run`; SIGHUP: exit too,
+    closing sessions with 1012 as for a restart). `debug` (or App(debug=True)) turns on debug
+    logging and gevent's hub-blocking monitor. `certfile` and `keyfile` (PEM), or an
+    `ssl_context`, serve https:// and wss:// (tls.TLSConfigError when they cannot be used).
+    `listener`: a bound, listening socket to serve on instead of host:port (`--reload`'s
+    supervisor passes one)."""
     patching.require_patched()
     context = server_context(certfile, keyfile, ssl_context)  # checked before binding
     debug = debug or app.config.debug
     configure_logging(access_log_enabled, debug)
     if debug:
         patching.start_blocking_monitor()
-    server = Server(app, host, port, on_started=on_ready, ssl_context=context)
+    server = Server(app, host, port, listener=listener, on_started=on_ready, ssl_context=context)
     server.run()
 
 
