@@ -106,3 +106,19 @@ def test_reload_with_unknown_module_exits_2(tmp_path):
     with pytest.raises(Exception, match="exited with 2"):
         server.start()
     assert "cannot find module 'nosuchmodule'" in server.output
+
+
+def test_sighup_without_reload_closes_sessions_with_1012(tmp_path):
+    """What the supervisor asks of its child, asked of a plain `blaze-green run` server."""
+    write_app(tmp_path / "devapp.py", "one")
+    with ServerProcess("devapp:app", cwd=tmp_path) as server:
+        with connect(server.ws_url("/echo"), open_timeout=10) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=10) == "one:hi"
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGHUP)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=30)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1012
+        assert server.stop() == 0
+    assert "received SIGHUP: restarting" in server.output

@@ -273,3 +273,22 @@ def test_wss_page_in_headless_chromium(tls, certs):
         assert "permessage-deflate" in text  # Chromium offered it, the server accepted
     finally:
         browser.quit()
+
+
+def test_overflow_on_a_slow_wss_client_ends_the_stream_cleanly(tls, client_ctx):
+    """A client that stops reading: the send queue overflows and the session closes with 1013.
+    On TLS the frame being written is kept whole (OpenSSL needs the same buffer again), so the
+    client reads only whole, intact messages and then the close frame."""
+    server = tls("run", env={"COMPRESSION": "off", "QUEUE": "8"})
+    size = 64 * 1024
+    with connect(server.ws_url("/flood"), ssl=client_ctx, max_size=None, open_timeout=10) as ws:
+        ws.send(f"4000:{size}")  # 250 MiB: far more than the socket buffers and the queue hold
+        server.wait_for_output(r"send_queue_size.*closing with 1013", 30)
+        received = 0
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                chunk = ws.recv(timeout=30)
+                assert chunk == bytes([received % 256]) * size, f"message {received} damaged"
+                received += 1
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+    assert 0 < received < 4000

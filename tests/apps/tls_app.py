@@ -2,12 +2,14 @@
 
 `blaze-green run tls_app:app --certfile C --keyfile K` and gunicorn load `tls_app:app`; as a
 script, `python tls_app.py PORT CERTFILE KEYFILE` serves with app.listen(certfile=, keyfile=).
-COMPRESSION=off builds the app without permessage-deflate.
+COMPRESSION=off builds the app without permessage-deflate; QUEUE sets send_queue_size.
 """
 
 import hashlib
 import os
 import sys
+
+import gevent
 
 from blaze_green import App, Response
 
@@ -15,7 +17,7 @@ app = App(
     compression=None if os.environ.get("COMPRESSION") == "off" else "deflate",
     max_message_size=8 << 20,
     ping_interval=None,
-    send_queue_size=100_000,
+    send_queue_size=int(os.environ.get("QUEUE", "100000")),
 )
 
 
@@ -36,6 +38,7 @@ def flood(ws, msg):
         chunk = bytes([i % 256]) * size
         digest.update(chunk)
         ws.send(chunk)
+        gevent.sleep(0)  # let the hub write: the queue then holds only what the socket refuses
     ws.send(digest.hexdigest())
 
 
