@@ -35,13 +35,14 @@ from .headers import RequestHeaders
 from .http import status_line
 from .models import dumps
 from .tls import server_context
+from .tls_server import TLSHandshakeMixin
 from .ws.handshake import UPGRADE_KEY
 from .ws.lifecycle import CloseCode
 
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["UpgradeHandler", "EmbeddedHandler", "Server", "serve"]
+__all__ = ["UpgradeHandler", "EmbeddedHandler", "EmbeddedWSGIServer", "Server", "serve"]
 
 log = logging.getLogger("blaze_green")
 access_log = logging.getLogger("blaze_green.access")
@@ -444,6 +445,10 @@ class EmbeddedHandler(UpgradeHandler):
             access_log.info(self.format_request())
 
 
+class EmbeddedWSGIServer(TLSHandshakeMixin, WSGIServer):  # type: ignore[misc]
+    """pywsgi's server; with TLS, failed handshakes are logged as client errors."""
+
+
 class Server:
     """The embedded server around one app; `run()` blocks until a signal or `stop()`."""
 
@@ -465,7 +470,7 @@ class Server:
         self._stopping = Event()
         listen_on: Any = listener if listener is not None else (host, port)
         tls: dict[str, Any] = {"ssl_context": ssl_context} if ssl_context is not None else {}
-        self.wsgi = WSGIServer(
+        self.wsgi = EmbeddedWSGIServer(
             listen_on,
             app,
             handler_class=EmbeddedHandler,

@@ -91,9 +91,16 @@ def test_https_get_and_wss_echo_and_broadcast(mode, tls, certs, client_ctx):
     assert server.url.startswith("https://")
     r = requests.get(server.url + "/hello", verify=str(certs["ca"]), timeout=5)
     assert r.json() == {"hello": "tls", "scheme": "https"}
-    # A plain-HTTP request to the TLS port is not served.
-    with pytest.raises(requests.RequestException):
-        requests.get(f"http://127.0.0.1:{server.port}/hello", timeout=5)
+    # A client that does not trust the certificate fails its handshake: one log line (the
+    # first client error from an address in a minute is the one logged at WARNING).
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(server.url + "/hello", timeout=5)  # the system CAs only
+    server.wait_for_output(r"client 127\.0\.0\.1: TLS handshake failed", 10)
+    # A plain-HTTP request to the TLS port gets a 400 saying what to do, in plain text.
+    plain = requests.get(f"http://127.0.0.1:{server.port}/hello", timeout=5)
+    assert plain.status_code == 400
+    assert "use https://" in plain.json()["error"]
+    assert "Traceback" not in server.output
 
     with connect(server.ws_url("/echo"), ssl=client_ctx, open_timeout=10) as ws:
         for text in ["hello", "ünïcode ✓", "x" * 70_000]:
