@@ -480,6 +480,7 @@ class Server:
             environ={"SERVER_NAME": host, "SERVER_PORT": str(port)},
             **tls,
         )
+        self.wsgi.handshake_timeout = app.config.header_timeout
 
     @property
     def address(self) -> tuple[str, int]:

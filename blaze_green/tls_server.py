@@ -3,7 +3,8 @@
 gevent's StreamServer wraps each accepted socket in its handler greenlet; a client that fails
 the handshake (plain HTTP to the TLS port, an untrusted certificate, a reset) made it print a
 full traceback, and a client that never sent its ClientHello held its greenlet for good. Here
-a failure is logged like any misbehaving client (clientlog), the handshake has HANDSHAKE_TIMEOUT,
+a failure is logged like any misbehaving client (clientlog), the handshake has a deadline (the
+app's header_timeout),
 and a plain-HTTP request gets a 400 in plain text saying to use https:// (as nginx does).
 """
 
@@ -25,7 +26,7 @@ _PLAIN_HTTP_ANSWER = (
 )
 
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds for the client's first byte and the whole TLS handshake
+HANDSHAKE_TIMEOUT = 10.0  # default seconds for the client's first byte and the whole handshake
 _TLS_HANDSHAKE_RECORD = b"\x16"  # every ClientHello starts with this record type
 
 
@@ -35,10 +36,12 @@ class TLSHandshakeMixin:
     wrap_socket: Any
     ssl_args: Any
     handle: Any
+    # The app's header_timeout where the server knows the app (None: no deadline).
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT
 
     def wrap_socket_and_handle(self, client_socket: socket.socket, address: Any) -> Any:
         timeout = client_socket.gettimeout()
-        client_socket.settimeout(HANDSHAKE_TIMEOUT)
+        client_socket.settimeout(self.handshake_timeout)
         try:
             # Peek (the handshake reads it again): a failed handshake closes the descriptor,
             # so plain HTTP must be recognised before, to be answered at all.
@@ -53,7 +56,7 @@ class TLSHandshakeMixin:
         except ssl.SSLError as exc:
             client_error(address, "TLS handshake failed: %s", exc.reason or exc)
             return None
-        except OSError as exc:  # a reset, or HANDSHAKE_TIMEOUT (socket.timeout)
+        except OSError as exc:  # a reset, or the handshake deadline (socket.timeout)
             client_error(address, "TLS handshake failed: %s", exc or type(exc).__name__)
             return None
         ssl_socket.settimeout(timeout)  # the handler sets its own timeouts from this one

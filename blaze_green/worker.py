@@ -67,6 +67,8 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc]
                 environ=environ,
                 **ssl_args,
             )
+            if app is not None:
+                server.handshake_timeout = app.config.header_timeout
             server.start()
             servers.append(server)
         self._attach_logging()

@@ -10,10 +10,12 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -299,3 +301,14 @@ def test_overflow_on_a_slow_wss_client_ends_the_stream_cleanly(tls, client_ctx):
                 received += 1
     assert info.value.rcvd is not None and info.value.rcvd.code == 1013
     assert 0 < received < 4000
+
+
+@pytest.mark.parametrize("mode", ["run", "gunicorn"])
+def test_silent_client_is_dropped_after_header_timeout(mode, tls):
+    """A connection that never sends its ClientHello is closed after header_timeout (1 s here)."""
+    server = tls(mode, env={"HEADER_TIMEOUT": "1"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server, not by our 10 s timeout
+        assert time.monotonic() - started < 8
+    server.wait_for_output(r"TLS handshake failed", 10)

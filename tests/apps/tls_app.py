@@ -2,7 +2,8 @@
 
 `blaze-green run tls_app:app --certfile C --keyfile K` and gunicorn load `tls_app:app`; as a
 script, `python tls_app.py PORT CERTFILE KEYFILE` serves with app.listen(certfile=, keyfile=).
-COMPRESSION=off builds the app without permessage-deflate; QUEUE sets send_queue_size.
+COMPRESSION=off builds the app without permessage-deflate; QUEUE sets send_queue_size,
+HEADER_TIMEOUT header_timeout (which bounds the TLS handshake too).
 """
 
 import hashlib
@@ -17,6 +18,7 @@ app = App(
     compression=None if os.environ.get("COMPRESSION") == "off" else "deflate",
     max_message_size=8 << 20,
     ping_interval=None,
+    header_timeout=float(os.environ.get("HEADER_TIMEOUT", "10")),
     send_queue_size=int(os.environ.get("QUEUE", "100000")),
 )
 
