@@ -122,3 +122,32 @@ def test_sighup_without_reload_closes_sessions_with_1012(tmp_path):
             assert info.value.rcvd is not None and info.value.rcvd.code == 1012
         assert server.stop() == 0
     assert "received SIGHUP: restarting" in server.output
+
+
+def test_reload_serves_tls(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    write_app(tmp_path / "devapp.py", "one")
+    args = ["--reload", "--certfile", "cert.pem", "--keyfile", "key.pem"]
+    with ServerProcess("devapp:app", cwd=tmp_path, args=args) as server:
+        assert server.url.startswith("https://")
+        ca_file = str(tmp_path / "ca.pem")
+        wait_until(
+            lambda: requests.get(server.url + "/version", verify=ca_file, timeout=5).text == "one",
+            30,
+            what="the https server",
+        )
+        write_app(tmp_path / "devapp.py", "two")
+
+        def serves_two():
+            try:
+                return requests.get(server.url + "/version", verify=ca_file, timeout=5).text
+            except requests.RequestException:
+                return False
+
+        wait_until(lambda: serves_two() == "two", 30, what="the restarted https server")
+        assert server.stop() == 0
