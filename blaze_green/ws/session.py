@@ -606,7 +606,8 @@ class WebSocket:
             self._fd = -1  # nothing may write to a descriptor number the kernel may reuse
             with contextlib.suppress(OSError):
                 self._sock.close()
-                if self._tls_hold is not None:
+            if self._tls_hold is not None:
+                with contextlib.suppress(OSError):
                     self._tls_hold.close()  # now the TLS socket closes for real
         if self.close_code not in NORMAL_CLOSE_CODES:
             log.debug(
