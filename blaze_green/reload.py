@@ -46,6 +46,9 @@ def watch_dirs(app_spec: str, cwd: str) -> list[Path]:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
         spec = None
+    except Exception as exc:  # a parent package that does not import (a syntax error)
+        log.warning("cannot locate %s (%s): watching %s only", module_name, exc, cwd)
+        return [Path(cwd).resolve()]
     if spec is None:
         raise ReloadError(
             f"cannot find module {module_name!r} from {cwd}: run from the directory that holds "
@@ -99,7 +102,11 @@ class Supervisor:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError as exc:
+            self.sock.close()
+            raise ReloadError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self.sock.listen(2048)
         self.sock.set_inheritable(True)
         self.host, self.port = self.sock.getsockname()[:2]

@@ -1,7 +1,11 @@
 """`blaze-green run --reload`: a code change restarts the server (sessions get 1012), a syntax
 error is logged without ending the dev server, the next good save serves again."""
 
+import os
 import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -151,3 +155,22 @@ def test_reload_serves_tls(tmp_path):
 
         wait_until(lambda: serves_two() == "two", 30, what="the restarted https server")
         assert server.stop() == 0
+
+
+def test_reload_on_a_port_in_use_exits_2(tmp_path):
+    write_app(tmp_path / "devapp.py", "one")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "blaze_green", "run", "devapp:app", "--reload"]
+            + ["--port", str(port)],
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if k != "BLAZE_GREEN_NO_PATCH"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.stderr
