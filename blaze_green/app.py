@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from gevent import Greenlet
 
@@ -27,6 +28,9 @@ from .static import StaticFiles
 from .tasks import Task
 from .ws import handshake
 from .ws.session import WebSocket, WebSocketHandlers
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["App", "Config", "WebSocketHandlers"]
 
@@ -358,12 +362,28 @@ class App:
     # -- running --------------------------------------------------------------------------
 
     def listen(
-        self, port: int = 8080, host: str = "127.0.0.1", *, access_log: bool = False
+        self,
+        port: int = 8080,
+        host: str = "127.0.0.1",
+        *,
+        access_log: bool = False,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """Serve on the embedded, monkey-patched gevent WSGI server until SIGINT/SIGTERM."""
+        """Serve on the embedded, monkey-patched gevent WSGI server until SIGINT/SIGTERM.
+        With `certfile`/`keyfile` (PEM) or an `ssl_context`: https:// and wss://."""
         from .server import serve
 
-        serve(self, host=host, port=port, access_log_enabled=access_log)
+        serve(
+            self,
+            host=host,
+            port=port,
+            access_log_enabled=access_log,
+            certfile=certfile,
+            keyfile=keyfile,
+            ssl_context=ssl_context,
+        )
 
     # -- WSGI -----------------------------------------------------------------------------
 

@@ -11,10 +11,13 @@ import importlib
 import inspect
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
 from .app import App
+from .reload import ReloadError
+from .tls import TLSConfigError, server_context
 
 __all__ = ["main", "load_app"]
 
@@ -68,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="debug logging and gevent's hub-blocking monitor"
     )
     run.add_argument("--log-level", default=None, help="blaze_green log level (default INFO)")
+    run.add_argument("--certfile", default=None, help="TLS certificate (PEM): serve https, wss")
+    run.add_argument("--keyfile", default=None, help="TLS private key (PEM), with --certfile")
+    run.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart when a .py file changes (sessions get 1012); needs watchfiles",
+    )
+    # --reload's child serves on the supervisor's listening socket, passed by descriptor.
+    run.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -81,9 +93,29 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or ("DEBUG" if args.debug else "INFO")
     logging.getLogger("blaze_green").setLevel(level.upper())
     try:
+        # The files are checked before the app is imported: a typo costs no import time.
+        context = server_context(args.certfile, args.keyfile)
+        if args.reload:
+            from .reload import supervise
+
+            scheme = "https" if context is not None else "http"
+            raw = sys.argv[1:] if argv is None else list(argv)
+            return supervise(args.app, raw, args.host, args.port, scheme)
         app = load_app(args.app)
-    except AppLoadError as exc:
+    except (AppLoadError, TLSConfigError, ReloadError) as exc:
         print(f"blaze-green: {exc}", file=sys.stderr)
         return 2
-    serve(app, host=args.host, port=args.port, access_log_enabled=args.access_log, debug=args.debug)
+    listener = None
+    if args.fd is not None:
+        listener = socket.socket(fileno=args.fd)
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log_enabled=args.access_log,
+        debug=args.debug,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        listener=listener,
+    )
     return 0

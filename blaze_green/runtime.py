@@ -150,13 +150,16 @@ class Runtime:
         self._hub_thread = None
         self._hub_loop = None
 
-    def shutdown(self, timeout: float) -> None:
-        """Close every session with 1001 and wait for them; past `timeout` (less a margin)
-        drop the rest (their on_close still runs); then stop()."""
+    def shutdown(
+        self, timeout: float, code: int = 1001, reason: str = "server shutting down"
+    ) -> None:
+        """Close every session with `code` (1001; 1012 when the server restarts) and wait for
+        them; past `timeout` (less a margin) drop the rest (their on_close still runs); then
+        stop()."""
         deadline = time.monotonic() + timeout
-        closing = self.close_sessions()
+        closing = self.close_sessions(code, reason)
         if closing:
-            log.info("closing %d WebSocket session(s) with 1001", closing)
+            log.info("closing %d WebSocket session(s) with %d", closing, code)
         margin = min(ABORT_MARGIN, timeout / 4)
         if not self.drain(deadline - margin):
             n = self.abort_sessions(grace=margin)

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import gevent.socket
 from gevent import Timeout
 from gevent.event import Event
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
+from gevent.ssl import SSLSocket
 from geventwebsocket.handler import WebSocketHandler
 
 from . import patching
@@ -33,12 +35,15 @@ from .headers import RequestHeaders
 from .http import status_line
 from .models import dumps
 from .mount import file_to_send
+from .tls import server_context
+from .tls_server import TLSHandshakeMixin
 from .ws.handshake import UPGRADE_KEY
+from .ws.lifecycle import CloseCode
 
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["UpgradeHandler", "EmbeddedHandler", "Server", "serve"]
+__all__ = ["UpgradeHandler", "EmbeddedHandler", "EmbeddedWSGIServer", "Server", "serve"]
 
 log = logging.getLogger("blaze_green")
 access_log = logging.getLogger("blaze_green.access")
@@ -363,7 +368,9 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # handler returns) and runs on a greenlet of its own with a shallow stack, while this
         # handler, its greenlet, buffers and parsed headers go away: ~6 KiB per idle session
         # instead of ~17.
-        session_sock = sock.dup()
+        # A TLS socket cannot be dup()ed (its SSL state lives in the object): the session takes
+        # this one, and keeps it open past the server's close when this handler returns.
+        session_sock = sock if isinstance(sock, SSLSocket) else sock.dup()
         self.socket: Any = None
         return session_sock, initial
 
@@ -484,6 +491,10 @@ class EmbeddedHandler(UpgradeHandler):
             access_log.info(self.format_request())
 
 
+class EmbeddedWSGIServer(TLSHandshakeMixin, WSGIServer):  # type: ignore[misc]
+    """pywsgi's server; with TLS, failed handshakes are logged as client errors."""
+
+
 class Server:
     """The embedded server around one app; `run()` blocks until a signal or `stop()`."""
 
@@ -496,12 +507,16 @@ class Server:
         listener: socket.socket | None = None,
         backlog: int = 2048,
         on_started: Callable[[Server], Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
         self.on_started = on_started
+        self.scheme = "https" if ssl_context is not None else "http"
+        self.restarting = False  # stopped to be restarted (SIGHUP): sessions get 1012
         self._stopping = Event()
         listen_on: Any = listener if listener is not None else (host, port)
-        self.wsgi = WSGIServer(
+        tls: dict[str, Any] = {"ssl_context": ssl_context} if ssl_context is not None else {}
+        self.wsgi = EmbeddedWSGIServer(
             listen_on,
             app,
             handler_class=EmbeddedHandler,
@@ -509,7 +524,9 @@ class Server:
             error_log=logging.getLogger("blaze_green.server"),
             backlog=None if listener is not None else backlog,
             environ={"SERVER_NAME": host, "SERVER_PORT": str(port)},
+            **tls,
         )
+        self.wsgi.handshake_timeout = app.config.header_timeout
 
     @property
     def address(self) -> tuple[str, int]:
@@ -518,7 +535,7 @@ class Server:
     def start(self) -> None:
         self.wsgi.start()
         host, port = self.wsgi.address[:2]
-        log.info("blaze_green listening on http://%s:%s", host, port)
+        log.info("blaze_green listening on %s://%s:%s", self.scheme, host, port)
         self.app.runtime.start()
         if self.on_started is not None:
             self.on_started(self)
@@ -529,7 +546,8 @@ class Server:
     def run(self, install_signals: bool = True) -> None:
         handlers = []
         if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            # SIGHUP: `--reload`'s supervisor restarts us; sessions close with 1012, not 1001.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 handlers.append(gevent.signal_handler(sig, self._on_signal, sig))
         try:
             self.start()
@@ -540,23 +558,33 @@ class Server:
                 h.cancel()
 
     def _on_signal(self, sig: int) -> None:
-        log.info("received %s: shutting down", signal.Signals(sig).name)
+        if sig == signal.SIGHUP:
+            log.info("received SIGHUP: restarting (sessions close with 1012)")
+            self.restarting = True
+        else:
+            log.info("received %s: shutting down", signal.Signals(sig).name)
         self.stop()
 
     def shutdown(self) -> None:
-        graceful_shutdown(self.app, [self.wsgi], self.app.config.shutdown_timeout)
+        graceful_shutdown(
+            self.app, [self.wsgi], self.app.config.shutdown_timeout, restart=self.restarting
+        )
 
 
-def graceful_shutdown(app: App, servers: list[Any], timeout: float) -> None:
-    """Stop accepting, close every session with 1001 and wait for them (dropping those still
-    open near the deadline; their on_close runs), kill tasks, stop the servers.
+def graceful_shutdown(app: App, servers: list[Any], timeout: float, restart: bool = False) -> None:
+    """Stop accepting, close every session with 1001 (1012 with `restart`: clients should
+    reconnect) and wait for them (dropping those still open near the deadline; their on_close
+    runs), kill tasks, stop the servers.
 
     Used by the embedded server and by the gunicorn worker.
     """
     deadline = time.monotonic() + timeout
     for server in servers:
         server.close()  # stop accepting; open connections go on
-    app.runtime.shutdown(timeout)
+    if restart:
+        app.runtime.shutdown(timeout, CloseCode.SERVICE_RESTART, "server restarting")
+    else:
+        app.runtime.shutdown(timeout)
     remaining = max(0.0, deadline - time.monotonic())
     for server in servers:
         server.stop(timeout=min(remaining, 1.0))
@@ -571,15 +599,24 @@ def serve(
     access_log_enabled: bool = False,
     debug: bool = False,
     on_ready: Callable[[Server], Any] | None = None,
+    certfile: str | os.PathLike[str] | None = None,
+    keyfile: str | os.PathLike[str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM (app.listen and `blaze-green run`). `debug` (or
-    App(debug=True)) turns on debug logging and gevent's hub-blocking monitor."""
+    """Serve `app` until SIGINT/SIGTERM (app.listen and `blaze-green run`; SIGHUP: exit too,
+    closing sessions with 1012 as for a restart). `debug` (or App(debug=True)) turns on debug
+    logging and gevent's hub-blocking monitor. `certfile` and `keyfile` (PEM), or an
+    `ssl_context`, serve https:// and wss:// (tls.TLSConfigError when they cannot be used).
+    `listener`: a bound, listening socket to serve on instead of host:port (`--reload`'s
+    supervisor passes one)."""
     patching.require_patched()
+    context = server_context(certfile, keyfile, ssl_context)  # checked before binding
     debug = debug or app.config.debug
     configure_logging(access_log_enabled, debug)
     if debug:
         patching.start_blocking_monitor()
-    server = Server(app, host, port, on_started=on_ready)
+    server = Server(app, host, port, listener=listener, on_started=on_ready, ssl_context=context)
     server.run()
 
 

@@ -17,13 +17,14 @@ import gevent
 from gevent.pool import Pool
 from gunicorn.http.wsgi import base_environ
 from gunicorn.sock import ssl_context
-from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler
+from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 from .app import App
 from .metrics_files import SnapshotFiles, default_directory
 from .server import UpgradeHandler, graceful_shutdown
+from .tls_server import TLSHandshakeMixin
 
-__all__ = ["GeventWebSocketWorker", "GunicornHandler"]
+__all__ = ["GeventWebSocketWorker", "GunicornHandler", "GunicornWSGIServer"]
 
 log = logging.getLogger("blaze_green")
 
@@ -36,8 +37,14 @@ class GunicornHandler(UpgradeHandler, PyWSGIHandler):  # type: ignore[misc]
     get_environ = PyWSGIHandler.get_environ
 
 
+class GunicornWSGIServer(TLSHandshakeMixin, PyWSGIServer):  # type: ignore[misc]
+    """gunicorn's pywsgi server; with --certfile, failed handshakes are logged as client
+    errors (and plain HTTP answered 400) instead of as hub tracebacks."""
+
+
 class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc]
     wsgi_handler = GunicornHandler
+    server_class = GunicornWSGIServer
 
     def _blaze_app(self) -> App | None:
         app = self.wsgi
@@ -60,6 +67,8 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc]
                 environ=environ,
                 **ssl_args,
             )
+            if app is not None:
+                server.handshake_timeout = app.config.header_timeout
             server.start()
             servers.append(server)
         self._attach_logging()

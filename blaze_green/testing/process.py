@@ -18,7 +18,7 @@ from .util import wait_until
 
 __all__ = ["ServerError", "ServerProcess"]
 
-_LISTENING = re.compile(r"(?:listening on http://|Listening at: http://)([\d.]+|\[[^\]]+\]):(\d+)")
+_LISTENING = re.compile(r"(?:listening on |Listening at: )(https?)://([\d.]+|\[[^\]]+\]):(\d+)")
 _WORKER_READY = re.compile(r"blaze_green worker \d+ serving")
 
 
@@ -52,6 +52,7 @@ class ServerProcess:
         self.host = host
         self.ready_timeout = ready_timeout
         self.port: int | None = None
+        self.scheme = "http"  # "https" once the server says it listens with TLS
         self.proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -138,7 +139,8 @@ class ServerProcess:
             text = self.output
             match = _LISTENING.search(text)
             if match and len(_WORKER_READY.findall(text)) >= need_workers:
-                self.port = int(match.group(2))
+                self.scheme = match.group(1)
+                self.port = int(match.group(3))
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 time.sleep(0.05)
@@ -193,12 +195,13 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        """`http://host:port` of the child server."""
-        return f"http://{self.host}:{self.port}"
+        """`http://host:port` (`https://` when the server speaks TLS) of the child server."""
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def ws_url(self, path: str = "/") -> str:
-        """`ws://host:port` + `path`."""
-        return f"ws://{self.host}:{self.port}{path}"
+        """`ws://host:port` + `path` (`wss://` when the server speaks TLS)."""
+        ws = "wss" if self.scheme == "https" else "ws"
+        return f"{ws}://{self.host}:{self.port}{path}"
 
     @property
     def pid(self) -> int | None:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, Protocol
 
 from gevent import GreenletExit, get_hub
 from gevent.event import Event
+from gevent.ssl import SSLSocket, SSLWantReadError, SSLWantWriteError
 from greenlet import greenlet as RawGreenlet
 
 from ..config import Config
@@ -121,6 +122,9 @@ class WebSocket:
         "_handlers",
         "_sock",
         "_fd",
+        "_tls",
+        "_tls_hold",
+        "_watch_events",
         "_loop",
         "_state",
         "_out",
@@ -172,6 +176,13 @@ class WebSocket:
         self._handlers = handlers
         self._sock = sock
         self._fd = sock.fileno()  # hub-side writes: os.write on the non-blocking descriptor
+        # A TLS socket is written through its SSL object (os.write would bypass TLS).
+        self._tls = isinstance(sock, SSLSocket)
+        self._watch_events = 2  # what the write watcher waits for: 2 EV_WRITE, 1 EV_READ
+        # gevent's TLS server closes the SSL socket when the HTTP handler returns (it cannot be
+        # dup()ed to escape that). A socket with a file object open only records a close()
+        # until that file is closed too (as the standard library's does): ours is, in _finish.
+        self._tls_hold = sock.makefile("rb", buffering=0) if self._tls else None
         self._loop = get_hub().loop
         self._state = _OPEN
         self._out: list[bytes] = []
@@ -362,11 +373,15 @@ class WebSocket:
                 self._in_flight_count = len(out)
                 if self._sample_t0:  # the sampled frame is in this chunk
                     self._chunk_sample_t0, self._sample_t0 = self._sample_t0, 0.0
+            events = 2
             try:
-                sent = os.write(self._fd, chunk)
+                if self._tls:
+                    sent, events = self._tls_write(chunk)
+                else:
+                    sent = os.write(self._fd, chunk)
             except (BlockingIOError, InterruptedError):
                 sent = 0
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: the SSL socket was shut down
                 log.debug("write to %s failed: %s", self.path, exc)
                 self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
                 return
@@ -379,12 +394,41 @@ class WebSocket:
                     m.broadcast_latency.observe(time.monotonic() - self._chunk_sample_t0)
                     self._chunk_sample_t0 = 0.0
                 continue
+            # Unsent rest: a TLS write that could not finish left sent == 0, so OpenSSL gets
+            # the same buffer again, as it requires.
             self._in_flight = chunk[sent:]
-            if self._watcher is None:
-                self._watcher = self._loop.io(self._fd, 2)  # 2: EV_WRITE
-            if not self._watcher.active:
-                self._watcher.start(self._write_pending)
+            watcher = self._watcher
+            if watcher is not None and self._watch_events != events:
+                watcher.close()
+                watcher = self._watcher = None
+            if watcher is None:
+                watcher = self._watcher = self._loop.io(self._fd, events)
+                self._watch_events = events
+            if not watcher.active:
+                watcher.start(self._write_pending)
             return
+
+    def _tls_write(self, chunk: memoryview) -> tuple[int, int]:
+        """One non-blocking write through the SSL object: (bytes sent, the I/O event to wait
+        for when it could not finish). OpenSSL writes all of `chunk` or nothing it reports
+        (without partial-write mode the bytes it did put on the wire are remembered, and the
+        retry with the same buffer returns the full length)."""
+        sock: Any = self._sock  # a gevent.ssl.SSLSocket
+        timeout = sock.gettimeout()
+        # The reader greenlet is parked in recv; a zero timeout for this one call (restored
+        # before any switch) makes the SSL write raise instead of waiting in the hub.
+        sock.settimeout(0.0)
+        try:
+            # write, not send: after shutdown, send would fall back to the plain socket.
+            return sock.write(chunk), 2
+        except SSLWantWriteError:
+            return 0, 2
+        except SSLWantReadError:
+            # Only during a renegotiation (which OpenSSL 3 refuses from clients by default,
+            # and TLS 1.3 does not have): retry once the socket is readable.
+            return 0, 1
+        finally:
+            sock.settimeout(timeout)
 
     def _drop_queue(self, keep_frame_in_flight: bool) -> None:
         """Free what waits to be written; optionally keep the unsent rest of the one frame
@@ -393,7 +437,9 @@ class WebSocket:
         self._out = []
         self._in_flight = None
         if keep_frame_in_flight and rest is not None:
-            rest = _rest_of_current_frame(rest, self._in_flight_frames)
+            # TLS: OpenSSL must be handed the same buffer again, so the whole chunk stays.
+            if not self._tls:
+                rest = _rest_of_current_frame(rest, self._in_flight_frames)
             if rest is not None:
                 self._in_flight = rest
                 self._in_flight_frames = [b""]
@@ -474,8 +520,10 @@ class WebSocket:
                         if self._handle(event):
                             return
                 try:
+                    # TLS: bytes already decrypted in the SSL object come first, without
+                    # waiting for the descriptor (gevent's SSL recv reads them before waiting).
                     data = self._sock.recv(RECV_SIZE)
-                except OSError:
+                except (OSError, ValueError):  # ValueError: an SSL socket that was shut down
                     data = b""
                 if self._metrics is not None:
                     self._metrics.bytes_received += len(data)
@@ -560,6 +608,9 @@ class WebSocket:
             self._fd = -1  # nothing may write to a descriptor number the kernel may reuse
             with contextlib.suppress(OSError):
                 self._sock.close()
+            if self._tls_hold is not None:
+                with contextlib.suppress(OSError):
+                    self._tls_hold.close()  # now the TLS socket closes for real
         if self.close_code not in NORMAL_CLOSE_CODES:
             log.debug(
                 "%s session from %s ended with %s", self.path, self.remote_addr, self.close_code
