@@ -136,6 +136,8 @@ class WebSocket:
         "_pong_timer",
         "_ping_payload",
         "_queue_limit",
+        "_bytes_limit",
+        "_queued_bytes",
         "_writes",
         "_metrics",
         "_sample_t0",
@@ -187,6 +189,8 @@ class WebSocket:
         self._pong_timer: Any = None
         self._ping_payload: bytes | None = None
         self._queue_limit = host.config.send_queue_size
+        self._bytes_limit = host.config.send_queue_bytes
+        self._queued_bytes = 0  # bytes queued or in flight, not yet written
         self._writes = host.writes
         self._metrics = host.metrics
         self._sample_t0 = 0.0  # a broadcast's time stamp, waiting for its frame to be written
@@ -242,9 +246,21 @@ class WebSocket:
         the session is closed or closes now (overflow). Never writes, never blocks."""
         if self._state is not _OPEN:
             return False
-        if len(self._out) + self._in_flight_count >= self._queue_limit:
-            self._overflow()
+        queued = self._queued_bytes
+        size = queued + len(frame)
+        # A frame alone may be over the byte bound (a big message to a session with nothing
+        # queued goes out); behind other frames it may not.
+        if len(self._out) + self._in_flight_count >= self._queue_limit or (
+            size > self._bytes_limit and queued
+        ):
+            if self._in_flight is None and self._out:
+                # Queued in this hub turn but not yet tried (a burst of pongs from one read):
+                # overflow only if the socket does not take them now.
+                self._write_pending()
+                return self.queue_frame(frame)  # once: a write that stops sets _in_flight
+            self._overflow(len(frame))
             return False
+        self._queued_bytes = size
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -313,13 +329,18 @@ class WebSocket:
             self._shutdown_socket()
         return plan
 
-    def _overflow(self) -> None:
+    def _overflow(self, incoming: int) -> None:
         log.warning(
-            "closing %s session from %s: %d messages not yet written (send_queue_size); "
-            "the client reads too slowly: closing with 1013",
+            "closing %s session from %s: %d frames (%d bytes) not yet written, %d more bytes "
+            "refused (send_queue_size %d, send_queue_bytes %d); the client reads too slowly: "
+            "closing with 1013",
             self.path,
             self.remote_addr,
             len(self._out) + self._in_flight_count,
+            self._queued_bytes,
+            incoming,
+            self._queue_limit,
+            self._bytes_limit,
         )
         self._end(Ending.OVERFLOW, CloseCode.TRY_AGAIN_LATER, "send queue overflow")
 
@@ -330,10 +351,12 @@ class WebSocket:
     # -- writer path (runs in whichever greenlet sends, and in the hub) -------------------
 
     def _queue_control(self, frame: bytes) -> None:
-        # Control frames (pong, ping, close) bypass the queue limit: they are tiny and the
-        # protocol needs them.
+        # The server's own control frames (ping, close) bypass the queue limits: there is at
+        # most one of each pending, and the protocol needs them. Pongs are answers the peer
+        # can ask for without bound, so they go through queue_frame and its limits.
         if self._state is _CLOSED:
             return
+        self._queued_bytes += len(frame)
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -368,6 +391,7 @@ class WebSocket:
                 log.debug("write to %s failed: %s", self.path, exc)
                 self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
                 return
+            self._queued_bytes -= sent
             m = self._metrics
             if m is not None:
                 m.bytes_written += sent
@@ -396,9 +420,11 @@ class WebSocket:
                 self._in_flight = rest
                 self._in_flight_frames = [b""]
                 self._in_flight_count = 1  # counts as one frame in the queue
+                self._queued_bytes = len(rest)
                 return  # the watcher goes on writing it
         self._in_flight_frames = []
         self._in_flight_count = 0
+        self._queued_bytes = 0
         if self._watcher is not None:
             self._watcher.stop()
         if self._drained is not None:
@@ -454,7 +480,12 @@ class WebSocket:
             log.exception("WebSocket session on %s failed", self.path)
 
     def _run(self, initial: bytes = b"") -> None:
-        parser = FrameParser(self._host.config.max_message_size, deflate=self.deflate is not None)
+        config = self._host.config
+        parser = FrameParser(
+            config.max_message_size,
+            deflate=self.deflate is not None,
+            max_fragments=config.max_fragments,
+        )
         try:
             self._start_heartbeat()
             self._call(self._handlers.on_open)
@@ -501,8 +532,11 @@ class WebSocket:
                 self._call(self._handlers.on_message, data)
             return False
         if kind is Ping:
-            if self._state is _OPEN:  # RFC 6455 5.5.3: answer with the same payload
-                self._queue_control(encode_frame(OP_PONG, event.payload))  # type: ignore[union-attr]
+            # RFC 6455 5.5.3: answer with the same payload. A pong counts against the send
+            # queue like a message: a client that floods pings and never reads is a slow
+            # consumer (1013), not a reason to buffer pongs without bound.
+            if self._state is _OPEN:
+                self.queue_frame(encode_frame(OP_PONG, event.payload))  # type: ignore[union-attr]
             return False
         if kind is Pong:
             self._got_pong(event.payload)  # type: ignore[union-attr]
