@@ -234,9 +234,11 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
                     raise _BadRequest(400, "chunked applied more than once")
                 raise _BadRequest(501, f"unsupported transfer coding {codings[0]!r}")
             if "content-length" in first:
-                # RFC 9112 6.1: Transfer-Encoding overrides; the connection closes afterwards
-                del headers["content-length"]
-                close = True
+                # RFC 9112 6.1 allows processing this as chunked, but a proxy in front may
+                # have used the length: refuse it, as nginx does, rather than guess.
+                raise _BadRequest(
+                    400, "Transfer-Encoding and Content-Length together: send only one"
+                )
             if version == "HTTP/1.0":
                 close = True  # RFC 9112 6.1: the framing of an HTTP/1.0 TE request is suspect
         elif "content-length" in first:

@@ -40,6 +40,12 @@ FRAMING = [
         400,
         400,
     ),
+    (
+        "te-plus-cl",
+        P + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        400,
+        "ok",
+    ),
     ("host-missing", b"GET /hello HTTP/1.1\r\n\r\n", 400, 400),
     ("host-repeated", b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, 400),
     ("http10-no-host", b"GET /hello HTTP/1.0\r\n\r\n", 200, "ok"),
