@@ -30,7 +30,7 @@ def count(server, path: str = "/echo") -> int:
 
 def overflow_line(server) -> re.Match[str]:
     return server.wait_for_output(
-        r"closing /echo session .*: (\d+) frames \((\d+) bytes\) not yet written", timeout=20
+        r"closing /echo session .*: (\d+) messages \((\d+) bytes\) not yet written", timeout=20
     )
 
 
@@ -130,7 +130,7 @@ def test_send_queue_bytes_counts_a_shared_broadcast_frame_per_session(serve):
             20,
             what="three overflows",
         )
-        matches = re.findall(r"(\d+) frames \((\d+) bytes\) not yet written", server.output)
+        matches = re.findall(r"(\d+) messages \((\d+) bytes\) not yet written", server.output)
         assert len(matches) == 3
         for frames, queued in matches:
             assert int(frames) < 20  # far below send_queue_size: the bytes closed them

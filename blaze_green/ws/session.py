@@ -331,7 +331,7 @@ class WebSocket:
 
     def _overflow(self, incoming: int) -> None:
         log.warning(
-            "closing %s session from %s: %d frames (%d bytes) not yet written, %d more bytes "
+            "closing %s session from %s: %d messages (%d bytes) not yet written, %d more bytes "
             "refused (send_queue_size %d, send_queue_bytes %d); the client reads too slowly: "
             "closing with 1013",
             self.path,
