@@ -108,6 +108,9 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # and headers) and cancelled when it is in: a deadline, not an idle timer, so
         # trickling bytes cannot extend it.
         self._deadline = Timeout(limits.header_timeout)
+        # The gunicorn worker's pool tracks idle connections, to reclaim them when it is full
+        # (blaze_green.idlepool); the embedded server's has no pool.
+        self._idle = getattr(getattr(server, "pool", None), "idle", None)
 
     def handle(self) -> None:
         try:
@@ -125,8 +128,11 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         limits = self._limits
         sock = self.socket
         deadline = self._deadline
+        idle = self._idle
         started = False
         try:
+            if idle is not None:
+                idle.waiting(self, sock)  # reclaimable until the request's first byte
             if self._served:
                 # Idle between requests: the first byte must come within keepalive_timeout.
                 # (peek returns what is buffered, or does the one read readline would do.)
@@ -143,6 +149,8 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
                 if not rfile.peek(1):
                     return None
                 started = True
+            if idle is not None:
+                idle.active(self)
             error = self._read_head()
         except Timeout as exc:
             if exc is not deadline:
@@ -153,6 +161,8 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             return None
         finally:
             deadline.cancel()
+            if idle is not None:
+                idle.active(self)
         if error is not None:
             return None if error is _CLOSE else error
         self.environ = self.get_environ()

@@ -144,6 +144,8 @@ def command(ws, text: str) -> None:
                 "query": ws.environ.get("QUERY_STRING"),
             }
         )
+    elif name == "pid":  # which process (gunicorn worker) holds this session
+        ws.send(str(os.getpid()))
     elif name == "user":
         ws.send(Json(ws.user_data))
     elif name == "close":
