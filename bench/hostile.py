@@ -28,6 +28,7 @@ numbers go to docs/BENCHMARKS.md with the command that produced them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -310,10 +311,8 @@ def probe_slowloris(n: int) -> dict:
                 last_tick = now
                 for i, s in enumerate(slow):
                     if i not in closed_at:
-                        try:
+                        with contextlib.suppress(OSError):
                             s.send(b"a")
-                        except OSError:
-                            pass
                 during = max(during, server.rss())
             for fd, _ in poller.poll(100):
                 i = index[fd]
