@@ -6,6 +6,7 @@ alike), and a message of too many fragments (empty ones included) is closed with
 from __future__ import annotations
 
 import re
+import time
 
 import requests
 from wsraw import RawWS
@@ -72,6 +73,29 @@ def test_ping_flood_from_a_non_reader_is_closed_with_1013_and_memory_stays_bound
     with RawWS.connect(server.port) as ws:  # the server goes on serving
         ws.send_text("after")
         assert ws.recv_message() == "after"
+
+
+def test_a_ping_flood_does_not_starve_the_hub_the_drop_comes_mid_flood(serve):
+    # A peer that keeps the socket full must not keep the reader from yielding: the hub still
+    # serves HTTP and fires the close timer while the flood goes on.
+    server = serve("ws_app:app", env={"CLOSE_TIMEOUT": "1"})
+    batch = encode_frame(OP_PING, b"p" * 125, mask=MASK) * 1000
+    answered: list[float] = []
+    with RawWS.connect(server.port, rcvbuf=4096) as ws:
+        start = time.monotonic()
+        dropped = None
+        try:
+            while time.monotonic() - start < 20:  # up to 20 s of flood, never reading
+                ws.sock.sendall(batch)
+                if not answered and time.monotonic() - start > 0.5:
+                    t0 = time.monotonic()
+                    assert count(server) == 0  # the 1013 took it out of the registry
+                    answered.append(time.monotonic() - t0)
+        except OSError:
+            dropped = time.monotonic() - start
+    print(f"GET /count during the flood: {answered} s; connection dropped after {dropped} s")
+    assert dropped is not None and dropped < 8, "the close timer did not fire during the flood"
+    assert answered and answered[0] < 2
 
 
 def test_a_client_that_reads_its_pongs_gets_every_one_and_stays_open(serve):

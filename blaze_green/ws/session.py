@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from gevent import GreenletExit, get_hub
+from gevent import GreenletExit, get_hub, sleep
 from gevent.event import Event
 from greenlet import greenlet as RawGreenlet
 
@@ -502,6 +502,11 @@ class WebSocket:
                     for event in events:
                         if self._handle(event):
                             return
+                    if len(data) == RECV_SIZE:
+                        # gevent's recv returns at once while data is waiting: a peer that
+                        # keeps the socket full (a ping flood) would never let the hub run
+                        # (timers, other sessions, HTTP). Yield once per full read.
+                        sleep(0)
                 try:
                     data = self._sock.recv(RECV_SIZE)
                 except OSError:
