@@ -13,8 +13,8 @@ line per probe, then a markdown table. Like the rest of bench/, nothing here ass
 numbers go to docs/BENCHMARKS.md with the command that produced them.
 
 - idle: N sessions from the C load generator (`loadgen idle`, which answers pings) held for
-  HOLD s with server pings every 5 s (ping_timeout 5 s): RSS per session, and whether every
-  session survived (a ping not answered in time would have closed it with 1011).
+  HOLD s with server pings every 5 s (ping_timeout the default 20 s): RSS per session, pongs
+  received, and whether every session survived (a ping unanswered in time closes with 1011).
 - churn: CYCLES WebSocket handshake + close-frame cycles (4 client threads): fds, RSS and
   registry before and after.
 - pingflood: one client that never reads sends PINGS pings with 125-byte payloads (131 bytes
@@ -142,7 +142,10 @@ def probe_idle(n: int, hold: float) -> dict:
         held = time.monotonic() - mid
         out, err = run.communicate(timeout=hold + 180)
         end = server.stats()
-        result = json.loads([line for line in out.splitlines() if '"mode"' in line][-1])
+        found = [line for line in [ready, *out.splitlines()] if '"mode"' in line]
+        if not found:
+            raise RuntimeError(f"loadgen gave no result: {ready!r} {out[-300:]!r} {err[-500:]!r}")
+        result = json.loads(found[-1])
         ping_timeouts = end["stats"]["broadcast"]["ping_timeouts"]
         # After the handshakes the only bytes the clients send are pongs to the server's
         # 8-byte pings: 14 bytes each on the wire (2 header, 4 mask, 8 payload).

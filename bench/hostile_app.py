@@ -2,7 +2,7 @@
 
 python bench/hostile_app.py PORT      (app.listen patches; prints "ready" once listening)
 
-Env: HOSTILE_PING (ping_interval s, "0": off; default 5), HOSTILE_PING_TIMEOUT (default 5).
+Env: HOSTILE_PING (ping_interval s, "0": off; default 5), HOSTILE_PING_TIMEOUT (default 20, as App).
 ws /echo echoes. GET /stats: this process's RSS (KiB), open fds, sessions on /echo and
 `app.stats()` (ping timeouts, slow-consumer closes).
 """
@@ -21,7 +21,7 @@ def _seconds(name: str, default: float) -> float | None:
 app = App(
     allowed_origins="*",
     ping_interval=_seconds("HOSTILE_PING", 5.0),
-    ping_timeout=_seconds("HOSTILE_PING_TIMEOUT", 5.0),
+    ping_timeout=_seconds("HOSTILE_PING_TIMEOUT", 20.0),
 )
 
 
