@@ -149,10 +149,13 @@ def probe_idle(n: int, hold: float) -> dict:
         ping_timeouts = end["stats"]["broadcast"]["ping_timeouts"]
         # After the handshakes the only bytes the clients send are pongs to the server's
         # 8-byte pings: 14 bytes each on the wire (2 header, 4 mask, 8 payload).
-        pongs = None
+        # And the only bytes the server writes are its pings: 10 bytes each (2 header, 8).
+        pongs = pings = None
         if during is not None:
             received = late["stats"]["messages"]["bytes_received"]
             pongs = (received - during["stats"]["messages"]["bytes_received"]) // 14
+            written = late["stats"]["messages"]["bytes_written"]
+            pings = (written - during["stats"]["messages"]["bytes_written"]) // 10
         r = {
             "probe": "idle",
             "sessions": n,
@@ -164,8 +167,9 @@ def probe_idle(n: int, hold: float) -> dict:
             "rss_during_kib": during and during["rss_kib"],
             "kib_per_session": during and (during["rss_kib"] - before["rss_kib"]) / n,
             "ping_timeouts": ping_timeouts,
+            "pings_sent": pings,
             "pongs_received": pongs,
-            "pings_due": int(n * (held // 5)),
+            "measured_s": round(held, 1),
             "command": f"loadgen -t 120 idle {HOST} PORT {n} {hold}",
         }
         if err.strip():
