@@ -575,6 +575,9 @@ def add_summaries(out: dict) -> None:
                     entry["ratios"][f"{case}|{server}"] = rat
 
 
+KEEP_MARKER = "<!-- kept by python -m bench: the sections below come from other commands -->"
+
+
 def write_docs(ns: argparse.Namespace, out: dict, meta: dict) -> str:
     """Charts into <md dir>/bench/, then the markdown (chart links relative to it)."""
     md_path: Path = ns.md_path
@@ -583,7 +586,13 @@ def write_docs(ns: argparse.Namespace, out: dict, meta: dict) -> str:
     rel = {name: os.path.relpath(p, md_path.parent) for name, p in charts.items()}
     text = report.markdown(out, meta, rel)
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(text + "\n")
+    # The hostile probes' section (python -m bench.hostile) is another command's output: keep it.
+    kept = ""
+    if md_path.exists():
+        old = md_path.read_text()
+        if KEEP_MARKER in old:
+            kept = "\n" + old[old.index(KEEP_MARKER) :].rstrip("\n")
+    md_path.write_text(text + kept + "\n")
     log(
         f"bench: markdown written to {md_path}"
         + (f", {len(charts)} chart(s) to {chart_dir}" if charts else "")

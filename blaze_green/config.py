@@ -28,6 +28,8 @@ class Config:
     max_message_size: int | None = MiB
     max_body_size: int | None = 10 * MiB
     send_queue_size: int = 1024
+    send_queue_bytes: int = 16 * MiB
+    max_fragments: int | None = 1024
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     allowed_origins: OriginPolicy = None
@@ -49,6 +51,8 @@ class Config:
         _count("max_message_size", self.max_message_size, minimum=0, optional=True)
         _count("max_body_size", self.max_body_size, minimum=0, optional=True)
         _count("send_queue_size", self.send_queue_size, minimum=1)
+        _count("send_queue_bytes", self.send_queue_bytes, minimum=1)
+        _count("max_fragments", self.max_fragments, minimum=1, optional=True)
         _count("max_connections", self.max_connections, minimum=0, optional=True)
         _seconds("ping_interval", self.ping_interval, positive=True, optional=True)
         _seconds("ping_timeout", self.ping_timeout, positive=True, optional=True)

@@ -115,6 +115,9 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         # and headers) and cancelled when it is in: a deadline, not an idle timer, so
         # trickling bytes cannot extend it.
         self._deadline = Timeout(limits.header_timeout)
+        # The gunicorn worker's pool tracks idle connections, to reclaim them when it is full
+        # (blaze_green.idlepool); the embedded server's has no pool.
+        self._idle = getattr(getattr(server, "pool", None), "idle", None)
 
     def handle(self) -> None:
         try:
@@ -132,8 +135,11 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
         limits = self._limits
         sock = self.socket
         deadline = self._deadline
+        idle = self._idle
         started = False
         try:
+            if idle is not None:
+                idle.waiting(self, sock)  # reclaimable until the request's first byte
             if self._served:
                 # Idle between requests: the first byte must come within keepalive_timeout.
                 # (peek returns what is buffered, or does the one read readline would do.)
@@ -150,6 +156,8 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
                 if not rfile.peek(1):
                     return None
                 started = True
+            if idle is not None:
+                idle.active(self)
             error = self._read_head()
         except Timeout as exc:
             if exc is not deadline:
@@ -160,6 +168,8 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
             return None
         finally:
             deadline.cancel()
+            if idle is not None:
+                idle.active(self)
         if error is not None:
             return None if error is _CLOSE else error
         self.environ = self.get_environ()
@@ -241,9 +251,11 @@ class UpgradeHandler(WebSocketHandler):  # type: ignore[misc]
                     raise _BadRequest(400, "chunked applied more than once")
                 raise _BadRequest(501, f"unsupported transfer coding {codings[0]!r}")
             if "content-length" in first:
-                # RFC 9112 6.1: Transfer-Encoding overrides; the connection closes afterwards
-                del headers["content-length"]
-                close = True
+                # RFC 9112 6.1 allows processing this as chunked, but a proxy in front may
+                # have used the length: refuse it, as nginx does, rather than guess.
+                raise _BadRequest(
+                    400, "Transfer-Encoding and Content-Length together: send only one"
+                )
             if version == "HTTP/1.0":
                 close = True  # RFC 9112 6.1: the framing of an HTTP/1.0 TE request is suspect
         elif "content-length" in first:

@@ -14,12 +14,12 @@ import time
 from typing import Any
 
 import gevent
-from gevent.pool import Pool
 from gunicorn.http.wsgi import base_environ
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 from .app import App
+from .idlepool import ReclaimingPool
 from .metrics_files import SnapshotFiles, default_directory
 from .server import UpgradeHandler, graceful_shutdown
 from .tls_server import TLSHandshakeMixin
@@ -61,7 +61,8 @@ class GeventWebSocketWorker(GeventPyWSGIWorker):  # type: ignore[misc]
             server = self.server_class(
                 s,
                 application=self.wsgi,
-                spawn=Pool(self.worker_connections),
+                # full of idle connections, it reclaims the oldest (see idlepool.py)
+                spawn=ReclaimingPool(self.worker_connections),
                 log=self.log,
                 handler_class=self.wsgi_handler,
                 environ=environ,

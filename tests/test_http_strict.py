@@ -8,8 +8,9 @@ from pathlib import Path
 
 import h11
 import pytest
+from wsraw import RawWS, Rejected, handshake
 
-from blaze_green.testing import ServerProcess
+from blaze_green.testing import ServerProcess, wait_until
 
 APPS = Path(__file__).parent / "apps"
 
@@ -39,6 +40,12 @@ FRAMING = [
         P + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
         400,
         400,
+    ),
+    (
+        "te-plus-cl",
+        P + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        400,
+        "ok",
     ),
     ("host-missing", b"GET /hello HTTP/1.1\r\n\r\n", 400, 400),
     ("host-repeated", b"GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, 400),
@@ -299,6 +306,109 @@ def test_gunicorn_silent_connections_beyond_the_pool_do_not_stop_service(serve):
     finally:
         for sock in silent:
             sock.close()
+
+
+def get_hello_within(port: int, seconds: float) -> float:
+    """Time until a fresh connection's GET /hello is answered (fails past `seconds`)."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = read_all(sock, seconds)
+    assert response.endswith(b"hi"), response
+    return time.monotonic() - start
+
+
+def test_gunicorn_full_pool_of_idle_connections_serves_a_new_request_at_once(serve):
+    # header_timeout 30 s: what is measured is the pool reclaiming idle connections, not the
+    # timeout reaping them.
+    srv = serve(
+        "strict_app:app",
+        mode="gunicorn",
+        env={"STRICT_HEADER_TIMEOUT": "30", "STRICT_KEEPALIVE_TIMEOUT": "30"},
+        args=["--worker-connections", "20"],
+    )
+    # one connection served once and now idle in keep-alive, then 40 silent ones
+    kept = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    kept.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert kept.recv(65536).endswith(b"hi")
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(40)]
+    try:
+        took = [get_hello_within(srv.port, 5) for _ in range(5)]
+        print("GET /hello behind 40 silent connections, pool of 20:", took)
+        assert max(took) < 3  # not after the 30 s header timeout
+        # the oldest idle connections were the ones closed: the keep-alive one first
+        assert closed_within(kept, 5) < 5
+        closed = sum(closed_within(sock, 0.05) < 0.05 for sock in silent[:10])
+        assert closed == 10
+    finally:
+        kept.close()
+        for sock in silent:
+            sock.close()
+
+
+def test_gunicorn_full_pool_never_reclaims_a_request_in_progress(serve):
+    srv = serve(
+        "strict_app:app",
+        mode="gunicorn",
+        env={"STRICT_HEADER_TIMEOUT": "30"},
+        args=["--worker-connections", "20"],
+    )
+    partial = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    partial.sendall(b"GET /hello HTTP/1.1\r\n")  # a request under way: not idle
+    # make sure the server has read those bytes before the flood begins
+    time_to_serve = get_hello_within(srv.port, 5)
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(40)]
+    try:
+        assert get_hello_within(srv.port, 5) < 3 + time_to_serve
+        partial.sendall(b"Host: x\r\nConnection: close\r\n\r\n")
+        assert read_all(partial, 5).endswith(b"hi")  # it was kept and is answered
+    finally:
+        partial.close()
+        for sock in silent:
+            sock.close()
+
+
+def test_gunicorn_max_connections_is_enforced_per_worker(serve):
+    srv = serve("ws_app:app", mode="gunicorn", env={"MAX_CONN": "2"}, cwd=APPS)
+    sessions = [RawWS.connect(srv.port) for _ in range(2)]
+    try:
+        third = handshake(srv.port)
+        assert isinstance(third, Rejected) and third.status == 503, third
+        sessions.pop().close()
+
+        # the slot frees when the session ends (the server notices the close)
+        def admitted() -> bool:
+            ws = handshake(srv.port)
+            if isinstance(ws, Rejected):
+                return False
+            sessions.append(ws)
+            return True
+
+        wait_until(admitted, 10, what="a slot to free")
+    finally:
+        for ws in sessions:
+            ws.close()
+
+
+def test_gunicorn_two_workers_each_hold_at_most_max_connections(serve):
+    srv = serve("ws_app:app", mode="gunicorn", workers=2, env={"MAX_CONN": "1"}, cwd=APPS)
+    sessions = []
+    pids: list[int] = []
+    try:
+        for _ in range(20):
+            ws = handshake(srv.port)
+            if isinstance(ws, Rejected):
+                assert ws.status == 503, ws
+                continue
+            sessions.append(ws)
+            ws.send_text("!pid")
+            pids.append(int(ws.recv_message()))
+        # each worker admits one session of its own: never two in one worker, never three
+        assert 1 <= len(pids) <= 2
+        assert len(set(pids)) == len(pids), pids
+    finally:
+        for ws in sessions:
+            ws.close()
 
 
 # -- memory of maximal requests ---------------------------------------------------------------

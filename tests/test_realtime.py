@@ -205,7 +205,9 @@ def test_slow_consumer_is_closed_1013_while_fast_clients_get_everything(serve):
         await close_all(fast)
 
     asyncio.run(run())
-    server.wait_for_output(r"closing /feed session from 127\.0\.0\.1: \d+ messages not yet written")
+    server.wait_for_output(
+        r"closing /feed session from 127\.0\.0\.1: \d+ messages \(\d+ bytes\) not yet written"
+    )
     # The slow client sees some messages, then either our 1013 close frame or a dropped TCP.
     slow.settimeout(10)
     data = b""

@@ -135,6 +135,15 @@ def test_default_origin_policy_is_same_origin(serve):
     server.wait_for_output(refused + r"'null'")
 
 
+def test_same_origin_needs_the_same_scheme_when_both_ports_are_explicit(serve):
+    # a plain-http server: https://host:PORT is another origin even though host:port match
+    server = serve("ws_app:app")
+    rej = rejected(server.port, "/echo", {"Origin": f"https://127.0.0.1:{server.port}"})
+    assert rej.status == 403
+    assert error_body(rej)["status"] == 403
+    echo_once(server, origin=f"http://127.0.0.1:{server.port}")
+
+
 def test_no_origin_header_is_allowed(serve):
     server = serve("ws_app:app")
     with RawWS.connect(server.port, "/echo", {"Origin": None}) as ws:

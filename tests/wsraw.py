@@ -154,10 +154,19 @@ class RawWS:
         headers: dict[str, str | None] | None = None,
         timeout: float = 5.0,
         method: str = "GET",
+        rcvbuf: int | None = None,
     ) -> RawWS:
-        """Open a connection and complete the handshake by hand; Rejected for any non-101."""
+        """Open a connection and complete the handshake by hand; Rejected for any non-101.
+        `rcvbuf`: a small SO_RCVBUF set before connecting (a non-reader whose kernel buffer
+        fills fast, so the server's own queue limits are what is tested)."""
         request, key = handshake_request(port, path, headers, method)
-        sock = socket.create_connection((HOST, port), timeout=timeout)
+        if rcvbuf is None:
+            sock = socket.create_connection((HOST, port), timeout=timeout)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((HOST, port))
         try:
             sock.sendall(request)
             status, reason, resp_headers, rest = _read_head(sock)

@@ -295,6 +295,9 @@ class FrameParser:
     ``max_message_size`` bytes of output. ``inflate_context``: the peer compresses with context
     takeover (one inflater for every message); off, each message is inflated on its own.
 
+    ``max_fragments``: a data message of more frames than this fails with 1009, decided from
+    the header of the frame over the count (empty continuation frames count too).
+
     A text frame, and a compressed frame, is processed as its payload arrives (unmasked,
     inflated, UTF-8 checked piece by piece), so invalid data fails in the feed that carries it
     and a compression bomb stops at the limit; other frames are joined once when complete.
@@ -302,6 +305,7 @@ class FrameParser:
 
     __slots__ = (
         "_max",
+        "_max_frames",
         "_mask_bit",
         "_rsv_allowed",
         "_context",
@@ -314,6 +318,7 @@ class FrameParser:
         "_f_offset",
         "_msg_opcode",
         "_msg_size",
+        "_msg_frames",
         "_msg_parts",
         "_decoder",
         "_inflater",
@@ -327,10 +332,14 @@ class FrameParser:
         expect_masked: bool = True,
         deflate: bool = False,
         inflate_context: bool = False,
+        max_fragments: int | None = None,
     ) -> None:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 or None")
+        if max_fragments is not None and max_fragments < 1:
+            raise ValueError("max_fragments must be >= 1 or None")
         self._max = max_message_size
+        self._max_frames = max_fragments
         self._mask_bit = 0x80 if expect_masked else 0
         self._rsv_allowed = 0x40 if deflate else 0  # RSV1: "this message is compressed"
         # One inflater for every message when the peer keeps its compression context.
@@ -344,6 +353,7 @@ class FrameParser:
         self._f_offset = 0  # payload bytes of that frame processed so far (for the mask)
         self._msg_opcode = 0  # OP_TEXT / OP_BINARY while a message spans frames or feeds
         self._msg_size = 0  # payload bytes of that message on the wire so far
+        self._msg_frames = 0  # frames of that message so far (for max_fragments)
         self._msg_parts: list[Any] = []  # str pieces for text, bytes for binary
         self._decoder = _Utf8Decoder()
         self._inflater: MessageInflater | None = None  # the current compressed message's
@@ -503,6 +513,13 @@ class FrameParser:
                     self._start_message(opcode, rsv, length)
                 else:
                     self._msg_size += length
+                    # Frames are counted, empty ones too: a message of endless empty
+                    # continuation frames is refused like one of too many bytes (1009).
+                    frames = self._msg_frames = self._msg_frames + 1
+                    if self._max_frames is not None and frames > self._max_frames:
+                        raise ProtocolError(
+                            1009, f"message of more than {self._max_frames} fragments"
+                        )
             if end > n:
                 # The payload spans feeds: text and compressed payloads are processed as they
                 # arrive; others are kept as zero-copy views and joined once when complete.
@@ -555,6 +572,7 @@ class FrameParser:
     def _start_message(self, opcode: int, compressed: int, length: int) -> None:
         self._msg_opcode = opcode
         self._msg_size = length
+        self._msg_frames = 1
         self._msg_parts = []
         if opcode == OP_TEXT:
             self._decoder.reset()
@@ -576,6 +594,8 @@ class FrameParser:
 
     def _message_data(self, data: BytesLike, last: bool) -> None:
         """Unmasked payload of the current message, in order; `last`: its end."""
+        if not last and not data:
+            return  # an empty fragment adds nothing: it must not add a part either
         inflater = self._inflater
         if inflater is not None:
             try:
@@ -601,6 +621,7 @@ class FrameParser:
         events.append(Message(data))
         self._msg_opcode = 0
         self._msg_size = 0
+        self._msg_frames = 0
         self._msg_parts = []
         self._inflater = None
 

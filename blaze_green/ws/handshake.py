@@ -73,17 +73,23 @@ def validate(environ: dict[str, Any]) -> str:
     return key
 
 
-def _host_port(netloc: str, scheme: str) -> str:
+def _origin_key(netloc: str, scheme: str) -> tuple[bool, str]:
+    """(secure, host:port) of an origin or of the request: both must match for same origin.
+
+    The scheme counts even when both ports are explicit: `http://h:80` is not the origin of an
+    https request to `h:80` (RFC 6454 4: an origin is scheme, host and port)."""
+    secure = scheme.lower() in ("https", "wss")
     netloc = netloc.strip().lower()
     if ":" in netloc.rsplit("]", 1)[-1]:
-        return netloc
-    return f"{netloc}:{443 if scheme in ('https', 'wss') else 80}"
+        return secure, netloc
+    return secure, f"{netloc}:{443 if secure else 80}"
 
 
 def origin_allowed(policy: OriginPolicy, origin: str | None, req: Request) -> bool:
     """Whether a browser's Origin may open a session (no Origin header: not a browser, allowed).
 
-    `policy` None means same origin: the Origin's host:port equals the Host header's.
+    `policy` None means same origin: the Origin's scheme and host:port equal the request's
+    (`wsgi.url_scheme` and the Host header).
     """
     if origin is None:
         return True
@@ -97,7 +103,7 @@ def origin_allowed(policy: OriginPolicy, origin: str | None, req: Request) -> bo
         parts = urlsplit(origin)
         host = req.environ.get("HTTP_HOST", "")
         scheme = req.environ.get("wsgi.url_scheme", "http")
-        return bool(parts.netloc) and _host_port(parts.netloc, parts.scheme) == _host_port(
+        return bool(parts.netloc) and _origin_key(parts.netloc, parts.scheme) == _origin_key(
             host, scheme
         )
     allowed = {policy} if isinstance(policy, str) else set(policy)

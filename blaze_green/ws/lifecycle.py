@@ -12,7 +12,7 @@ OPEN + PEER_CLOSE      the peer's close frame: echo its code (RFC 6455 5.5.1), w
                        RFC 6455 7.1.1). The peer started the close.
 OPEN + LOCAL_CLOSE     `ws.close()`, a callback that raised (1011) or shutdown (1001): queue our
                        close frame; the peer has close_timeout to answer, then TCP is dropped.
-OPEN + OVERFLOW        more than send_queue_size messages waiting to be written (1013):
+OPEN + OVERFLOW        more than send_queue_size messages (or send_queue_bytes) waiting (1013):
                        queued messages are dropped at once (only the unsent rest of a frame
                        already being written is kept), the close frame follows that rest, the
                        session leaves the registry at once, and TCP is dropped if all that is not

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from gevent import GreenletExit, get_hub
+from gevent import GreenletExit, get_hub, sleep
 from gevent.event import Event
 from gevent.ssl import SSLSocket, SSLWantReadError, SSLWantWriteError
 from greenlet import greenlet as RawGreenlet
@@ -140,6 +140,8 @@ class WebSocket:
         "_pong_timer",
         "_ping_payload",
         "_queue_limit",
+        "_bytes_limit",
+        "_room",
         "_writes",
         "_metrics",
         "_sample_t0",
@@ -198,6 +200,12 @@ class WebSocket:
         self._pong_timer: Any = None
         self._ping_payload: bytes | None = None
         self._queue_limit = host.config.send_queue_size
+        self._bytes_limit = host.config.send_queue_bytes
+        # While a write is in flight (the socket did not take everything): send_queue_bytes
+        # minus the bytes in flight and queued behind it. Kept only then, so the fan-out path
+        # of a session whose socket drains tests `_in_flight is not None` and nothing else:
+        # a per-session int touched on every delivery cost ~100 ns (a cache miss each).
+        self._room = self._bytes_limit
         self._writes = host.writes
         self._metrics = host.metrics
         self._sample_t0 = 0.0  # a broadcast's time stamp, waiting for its frame to be written
@@ -256,8 +264,21 @@ class WebSocket:
         if self._state is not _OPEN:
             return False
         if len(self._out) + self._in_flight_count >= self._queue_limit:
-            self._overflow()
+            if self._in_flight is None and self._out:
+                # Queued in this hub turn but not yet tried (a burst of pongs from one read):
+                # overflow only if the socket does not take them now.
+                self._write_pending()
+                return self.queue_frame(frame)  # once: a write that stops sets _in_flight
+            self._overflow(len(frame))
             return False
+        if self._in_flight is not None:
+            # The socket is not taking data: what piles up behind it is bounded in bytes too.
+            # (A frame larger than the bound still goes out to a session whose socket drains.)
+            room = self._room - len(frame)
+            if room < 0:
+                self._overflow(len(frame))
+                return False
+            self._room = room
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -326,13 +347,18 @@ class WebSocket:
             self._shutdown_socket()
         return plan
 
-    def _overflow(self) -> None:
+    def _overflow(self, incoming: int) -> None:
         log.warning(
-            "closing %s session from %s: %d messages not yet written (send_queue_size); "
-            "the client reads too slowly: closing with 1013",
+            "closing %s session from %s: %d messages (%d bytes) not yet written, %d more bytes "
+            "refused (send_queue_size %d, send_queue_bytes %d); the client reads too slowly: "
+            "closing with 1013",
             self.path,
             self.remote_addr,
             len(self._out) + self._in_flight_count,
+            sum(map(len, self._out)) + (len(self._in_flight) if self._in_flight else 0),
+            incoming,
+            self._queue_limit,
+            self._bytes_limit,
         )
         self._end(Ending.OVERFLOW, CloseCode.TRY_AGAIN_LATER, "send queue overflow")
 
@@ -343,10 +369,13 @@ class WebSocket:
     # -- writer path (runs in whichever greenlet sends, and in the hub) -------------------
 
     def _queue_control(self, frame: bytes) -> None:
-        # Control frames (pong, ping, close) bypass the queue limit: they are tiny and the
-        # protocol needs them.
+        # The server's own control frames (ping, close) bypass the queue limits: there is at
+        # most one of each pending, and the protocol needs them. Pongs are answers the peer
+        # can ask for without bound, so they go through queue_frame and its limits.
         if self._state is _CLOSED:
             return
+        if self._in_flight is not None:
+            self._room -= len(frame)
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -368,6 +397,7 @@ class WebSocket:
                     return
                 self._out = []
                 chunk = memoryview(out[0] if len(out) == 1 else b"".join(out))
+                self._room = self._bytes_limit - len(chunk)
                 self._in_flight = chunk
                 self._in_flight_frames = out
                 self._in_flight_count = len(out)
@@ -385,6 +415,7 @@ class WebSocket:
                 log.debug("write to %s failed: %s", self.path, exc)
                 self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
                 return
+            self._room += sent
             m = self._metrics
             if m is not None:
                 m.bytes_written += sent
@@ -444,9 +475,11 @@ class WebSocket:
                 self._in_flight = rest
                 self._in_flight_frames = [b""]
                 self._in_flight_count = 1  # counts as one frame in the queue
+                self._room = self._bytes_limit - len(rest)
                 return  # the watcher goes on writing it
         self._in_flight_frames = []
         self._in_flight_count = 0
+        self._room = self._bytes_limit
         if self._watcher is not None:
             self._watcher.stop()
         if self._drained is not None:
@@ -502,7 +535,12 @@ class WebSocket:
             log.exception("WebSocket session on %s failed", self.path)
 
     def _run(self, initial: bytes = b"") -> None:
-        parser = FrameParser(self._host.config.max_message_size, deflate=self.deflate is not None)
+        config = self._host.config
+        parser = FrameParser(
+            config.max_message_size,
+            deflate=self.deflate is not None,
+            max_fragments=config.max_fragments,
+        )
         try:
             self._start_heartbeat()
             self._call(self._handlers.on_open)
@@ -519,6 +557,11 @@ class WebSocket:
                     for event in events:
                         if self._handle(event):
                             return
+                    if len(data) == RECV_SIZE:
+                        # gevent's recv returns at once while data is waiting: a peer that
+                        # keeps the socket full (a ping flood) would never let the hub run
+                        # (timers, other sessions, HTTP). Yield once per full read.
+                        sleep(0)
                 try:
                     # TLS: bytes already decrypted in the SSL object come first, without
                     # waiting for the descriptor (gevent's SSL recv reads them before waiting).
@@ -551,8 +594,11 @@ class WebSocket:
                 self._call(self._handlers.on_message, data)
             return False
         if kind is Ping:
-            if self._state is _OPEN:  # RFC 6455 5.5.3: answer with the same payload
-                self._queue_control(encode_frame(OP_PONG, event.payload))  # type: ignore[union-attr]
+            # RFC 6455 5.5.3: answer with the same payload. A pong counts against the send
+            # queue like a message: a client that floods pings and never reads is a slow
+            # consumer (1013), not a reason to buffer pongs without bound.
+            if self._state is _OPEN:
+                self.queue_frame(encode_frame(OP_PONG, event.payload))  # type: ignore[union-attr]
             return False
         if kind is Pong:
             self._got_pong(event.payload)  # type: ignore[union-attr]

@@ -4,6 +4,8 @@
 ws /echo sends every message back as it came: text as text, binary as binary. Messages of up
 to 16 MiB are accepted (the 9.* cases send up to 16 MiB), and the server sends no pings of its
 own (ping_interval None), which would otherwise show up in the cases' expected events.
+Fragments per message are not limited (max_fragments None): 9.3.1 and 9.4.1 send a 4 MiB
+message in 64-byte frames (65,536 of them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from blaze_green import App
 from blaze_green.ws.session import WebSocket
 
-app = App(max_message_size=16 * 1024 * 1024, ping_interval=None)
+app = App(max_message_size=16 * 1024 * 1024, ping_interval=None, max_fragments=None)
 
 
 def echo(ws: WebSocket, message: Any) -> None:

@@ -10,7 +10,15 @@ import gevent
 
 from blaze_green import App
 
-app = App(shutdown_timeout=2.0, close_timeout=30.0, ping_interval=None, send_queue_size=100_000)
+# The queue limits are raised so the whole flood stays queued (the default byte bound, 16 MiB,
+# would close these sessions with 1013 before the shutdown).
+app = App(
+    shutdown_timeout=2.0,
+    close_timeout=30.0,
+    ping_interval=None,
+    send_queue_size=100_000,
+    send_queue_bytes=64 << 20,
+)
 CHUNK = b"x" * 65536
 
 

@@ -6,6 +6,8 @@ Read at import, so one module serves many tests:
     MAX_BODY              max_body_size in bytes (unset: the default)
     MAX_CONN              max_connections (unset: None)
     SEND_QUEUE            send_queue_size (unset: the default)
+    SEND_QUEUE_BYTES      send_queue_bytes (unset: the default)
+    MAX_FRAGMENTS         max_fragments ("none": None; unset: the default)
     CLOSE_TIMEOUT         close_timeout in seconds (unset: the default)
     ORIGINS               unset: same origin; "*"; "callable" (origins ending in ".good.example");
                           else a comma-separated list
@@ -73,6 +75,8 @@ for _name, _key, _cast in (
     ("MAX_BODY", "max_body_size", int),
     ("MAX_CONN", "max_connections", int),
     ("SEND_QUEUE", "send_queue_size", int),
+    ("SEND_QUEUE_BYTES", "send_queue_bytes", int),
+    ("MAX_FRAGMENTS", "max_fragments", lambda v: None if v == "none" else int(v)),
     ("CLOSE_TIMEOUT", "close_timeout", float),
 ):
     if _name in os.environ:
@@ -118,6 +122,15 @@ def _flood(ws, size: int) -> None:
         gevent.sleep(0)
 
 
+def _broadcaster(ws, size: int, count: int) -> None:
+    chunk = b"b" * size
+    handed = 0
+    for _ in range(count):
+        handed += app.broadcast(ws.path, chunk, exclude=ws)
+        gevent.sleep(0)
+    ws.send(f"broadcast done handed={handed}")
+
+
 def command(ws, text: str) -> None:
     name, _, arg = text[1:].partition(" ")
     if name == "whoami":
@@ -131,6 +144,8 @@ def command(ws, text: str) -> None:
                 "query": ws.environ.get("QUERY_STRING"),
             }
         )
+    elif name == "pid":  # which process (gunicorn worker) holds this session
+        ws.send(str(os.getpid()))
     elif name == "user":
         ws.send(Json(ws.user_data))
     elif name == "close":
@@ -156,6 +171,10 @@ def command(ws, text: str) -> None:
         _sender(ws, "h2", n // 2, 2)
     elif name == "flood":
         app.spawn(_flood, ws, int(arg))
+    elif name == "broadcast":
+        # `!broadcast SIZE COUNT`: COUNT broadcasts of SIZE bytes to every other /echo session
+        size, _, n = arg.partition(" ")
+        app.spawn(_broadcaster, ws, int(size), int(n))
     else:
         ws.send(f"unknown command {name}")
 

@@ -78,3 +78,26 @@ def test_options_cannot_be_changed_after_construction():
 def test_before_open_must_be_callable():
     with pytest.raises(TypeError, match="before_open must be a callable"):
         App(before_open="nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error", "words"),
+    [
+        ("send_queue_bytes", 0, ValueError, "send_queue_bytes must be >= 1"),
+        ("send_queue_bytes", None, TypeError, "send_queue_bytes must be an int"),
+        ("send_queue_bytes", "16MiB", TypeError, "send_queue_bytes"),
+        ("max_fragments", 0, ValueError, "max_fragments must be >= 1 or None"),
+        ("max_fragments", 1.5, TypeError, "max_fragments must be an int or None"),
+    ],
+)
+def test_hardening_options_are_validated(option, value, error, words):
+    with pytest.raises(error) as info:
+        App(**{option: value})
+    assert words in str(info.value)
+
+
+def test_hardening_defaults():
+    app = App()
+    assert app.send_queue_bytes == 16 * 1024 * 1024
+    assert app.max_fragments == 1024
+    assert App(max_fragments=None).max_fragments is None

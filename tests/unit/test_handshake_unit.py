@@ -189,6 +189,12 @@ def test_no_origin_header_is_always_allowed():
         ("http://example.com:8080", "example.com", "http", False),
         ("http://example.com", "example.com:8080", "http", False),
         ("http://example.com:8080", "example.com:8081", "http", False),
+        # the scheme counts when both ports are explicit (issue 14)
+        ("http://example.com:80", "example.com:80", "https", False),
+        ("https://example.com:443", "example.com:443", "http", False),
+        ("http://example.com:8443", "example.com:8443", "https", False),
+        ("https://example.com:8443", "example.com:8443", "https", True),
+        ("wss://example.com:8443", "example.com:8443", "https", True),
         ("http://evil.test", "example.com", "http", False),
         ("http://example.com.evil.test", "example.com", "http", False),
         ("http://[::1]:8080", "[::2]:8080", "http", False),
