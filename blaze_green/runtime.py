@@ -240,6 +240,11 @@ class Runtime:
         return result[0] if result else 0
 
     def _deliver(self, path: str, message: OutgoingMessage, exclude: Any) -> int:
+        # The other processes first: the broker hands the message to its publisher (and, from
+        # a greenlet, yields once so that the PUBLISH leaves now), so that they deliver while
+        # this process does, instead of after its whole local burst.
+        if self.broker is not None:
+            self.broker.publish(path, message.opcode, message.payload)
         m = self.metrics
         if m is None:
             n = self.registry.deliver(path, message, exclude)
@@ -250,8 +255,6 @@ class Runtime:
             m.messages_sent += n
             m.payload_bytes_sent += n * len(message.payload)
         self.writes.flush_if_due()
-        if self.broker is not None:
-            self.broker.publish(path, message.opcode, message.payload)
         return n
 
     # -- the broker's view (BrokerHost) ------------------------------------------------------

@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import json
 import os
+import selectors
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from redis_server import RedisServer
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from wsraw import RawWS
 
 from blaze_green.testing import wait_until
 
@@ -170,6 +173,101 @@ def test_two_processes_deliver_every_broadcast_exactly_once_in_order(serve, redi
     assert stats_a["published"] == stats_b["published"] == n + 1
     assert stats_a["received"] == stats_b["received"] == n + 1  # each skipped its own
     assert "dropped" not in stats_a and "dropped" not in stats_b
+
+
+class Drain:
+    """`n` raw /feed sessions whose bytes one thread reads and throws away: subscribers that
+    cost the test process next to nothing, so the servers' timing is what is measured."""
+
+    def __init__(self, port, n):
+        self.socks = [RawWS.connect(port, "/feed").sock for _ in range(n)]
+        self.sel = selectors.DefaultSelector()
+        for sock in self.socks:
+            sock.setblocking(False)
+            self.sel.register(sock, selectors.EVENT_READ)
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            for key, _ in self.sel.select(0.05):
+                with contextlib.suppress(BlockingIOError):
+                    key.fileobj.recv(1 << 16)
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        for sock in self.socks:
+            sock.close()
+
+
+@pytest.mark.redis
+@needs_redis
+def test_other_processes_deliver_while_the_publisher_does(serve, redis_server):
+    """A broadcast leaves for Redis before its local delivery: the other process starts
+    delivering a long burst while the publishing process is still busy with it."""
+    a, b = cluster(serve, redis_server)
+    drains = [Drain(a.port, 200), Drain(b.port, 200)]
+    try:
+        wait_until(lambda: get(a.url + "/count")["cluster"] == 400, 10, what="400 sessions")
+        n = 1000
+        r = requests.post(a.url + "/broadcast", params={"count": n, "tag": "p"}, timeout=30)
+        burst = r.json()
+        assert burst["reached"] == 200 * n
+        wait_until(lambda: get(b.url + "/remote")["n"] >= n, 30, what="b got the burst")
+        remote = get(b.url + "/remote")
+        assert remote["n"] == n  # exactly once
+        local_s = burst["t1"] - burst["t0"]
+        start_s = remote["first"] - burst["t0"]
+        end_s = remote["last"] - burst["t0"]
+        print(
+            f"local burst {local_s * 1000:.1f} ms; the other process started delivering "
+            f"{start_s * 1000:.1f} ms after it began, finished {end_s * 1000:.1f} ms"
+        )
+        # Before: the first PUBLISH left only once the whole local burst was done.
+        assert remote["first"] < burst["t1"], (start_s, local_s)
+    finally:
+        for d in drains:
+            d.close()
+
+
+@pytest.mark.redis
+@needs_redis
+def test_concurrent_publishers_keep_their_order_in_every_process(serve, redis_server):
+    """Three processes broadcast at the same time: every session, wherever it is, gets each
+    publisher's messages exactly once and in that publisher's order."""
+    servers = cluster(serve, redis_server, n=3)
+    n = 300
+
+    async def scenario():
+        clients = []
+        for server in servers:
+            clients += await open_clients(server.ws_url("/feed"), 10)
+        await asyncio.gather(
+            *(post(s.url + "/broadcast", count=n, tag=f"t{i}") for i, s in enumerate(servers))
+        )
+        tags = [f"t{i}" for i in range(len(servers))]
+        await until(
+            lambda: all(len(c.tagged(t)) >= n for c in clients for t in tags), 20, "all bursts"
+        )
+        for i, s in enumerate(servers):
+            await post(s.url + "/broadcast", count=1, tag=f"end{i}")
+        await until(lambda: all(c.tagged(f"end{i}") for c in clients for i in range(3)), 10, "ends")
+        for c in clients:
+            for t in tags:
+                assert c.tagged(t) == list(range(n)), t
+            assert len(c.msgs) == 3 * n + 3
+            # Messages from the three publishers really interleaved somewhere (else this test
+            # would only repeat the sequential one).
+        interleaved = sum(
+            1 for c in clients if [m["tag"] for m in c.msgs[:n]] != [c.msgs[0]["tag"]] * n
+        )
+        await asyncio.gather(*(c.close() for c in clients))
+        return interleaved
+
+    interleaved = asyncio.run(scenario())
+    print(f"{interleaved} of 30 clients saw the publishers interleaved")
 
 
 @pytest.mark.redis

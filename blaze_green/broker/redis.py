@@ -91,6 +91,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     RedisError = Exception  # type: ignore[assignment,misc]
 
 from ..ws.frames import OP_BINARY, OP_TEXT
+from .pubconn import PublishConnection, ReplyError
+from .resp import encode_command
 
 if TYPE_CHECKING:
     from . import BrokerHost
@@ -200,7 +202,6 @@ class RedisBroker:
     """
 
     outbox_size = 10_000
-    batch_size = 1_000
     count_interval = 1.0
     count_ttl = 5.0
     lock_ttl = 10.0
@@ -210,6 +211,7 @@ class RedisBroker:
     backoff_max = 5.0
     keepalive = 5.0  # PING an idle subscription this often; no answer by the next: reconnect
     stop_timeout = 1.5
+    unsent_bytes = 8 << 20  # what the publish socket has not taken yet, at most
 
     def __init__(
         self, url: str, host: BrokerHost, *, prefix: str | None = None, **options: Any
@@ -250,7 +252,9 @@ class RedisBroker:
         self._renew_script = self._client.register_script(_RENEW_SCRIPT)
         self._release_script = self._client.register_script(_RELEASE_SCRIPT)
 
-        self._outbox: collections.deque[tuple[str, int, bytes]] = collections.deque()
+        self._outbox: collections.deque[bytes] = collections.deque()  # until connected
+        self._pubconn: PublishConnection | None = None
+        self._channel_b = self._channel.encode()
         self._wake = Event()
         self._pub_up = True  # False while the publisher knows Redis is unreachable
         self._overflow_logged = float("-inf")  # monotonic time of the last overflow warning
@@ -301,13 +305,17 @@ class RedisBroker:
         if self._stopped:
             return
         self._stopped = True
+        conn = self._pubconn
+        if conn is not None and conn.unsent and not self._down:
+            # What callers' writes left over, briefly.
+            with gevent.Timeout(self.stop_timeout / 2, False), contextlib.suppress(OSError):
+                conn.flush()
         gevent.killall(self._greenlets, block=True, timeout=1.0)
         self._greenlets = []
         if not self._down:
             # Bounded: Redis may have just gone away and a connect or read could wait.
             with gevent.Timeout(self.stop_timeout, False):
                 try:
-                    self._flush_outbox()
                     for key in list(self._held):
                         self._release_script(keys=[key], args=[self.node_id])
                     self._held.clear()
@@ -318,6 +326,9 @@ class RedisBroker:
                 except (RedisError, OSError) as exc:
                     log.debug("broker %s: cleanup on stop failed: %s", self.display_url, exc)
         self._outbox.clear()
+        if self._pubconn is not None:
+            self._pubconn.close()
+            self._pubconn = None
         self._pool.disconnect()
         self._quick_pool.disconnect()
 
@@ -395,86 +406,124 @@ class RedisBroker:
     # -- broadcast: publishing ------------------------------------------------------------
 
     def publish(self, path: str, opcode: int, payload: bytes) -> None:
-        """Queue one serialized message for the other processes; no I/O, never blocks."""
+        """Send one serialized message to the other processes now if the socket takes it,
+        else queue it (bounded); never blocks and never yields."""
         if self._stopped:
             return
         if not self._pub_up:
             self.stats["dropped"] += 1
             return
+        try:
+            message = pack_message(self._node, path, opcode, payload)
+        except struct.error:  # a path longer than 65,535 bytes
+            self.stats["dropped"] += 1
+            self._error(ValueError(f"path too long to publish: {path[:60]}..."))
+            return
+        command = encode_command(b"PUBLISH", self._channel_b, message)
+        conn = self._pubconn
+        if conn is not None:
+            if conn.write(command):
+                if conn.unsent:
+                    self._wake.set()  # the kernel took part of it: the writer sends the rest
+                return
+            if conn.broken is not None:
+                self._wake.set()
+                self.stats["dropped"] += 1
+                return
+            self._overflow()
+            return
+        # Not connected yet (starting): queue, bounded; the writer sends it once connected.
         outbox = self._outbox
         if len(outbox) >= self.outbox_size:
             outbox.popleft()
-            self.stats["dropped"] += 1
-            self.stats["overflowed"] += 1
-            now = time.monotonic()
-            if now - self._overflow_logged >= 60.0:  # at most one line a minute
-                self._overflow_logged = now
-                log.warning(
-                    "broker %s: outbox full (%d messages): Redis does not keep up; the oldest "
-                    "messages are dropped for the other processes (%d so far)",
-                    self.display_url,
-                    self.outbox_size,
-                    self.stats["overflowed"],
-                )
-        outbox.append((path, opcode, payload))
-        self._wake.set()
+            self._overflow()
+        outbox.append(command)
+
+    def _overflow(self) -> None:
+        self.stats["dropped"] += 1
+        self.stats["overflowed"] += 1
+        now = time.monotonic()
+        if now - self._overflow_logged >= 60.0:  # at most one line a minute
+            self._overflow_logged = now
+            log.warning(
+                "broker %s: publish backlog full: Redis does not keep up; messages are dropped "
+                "for the other processes (%d so far)",
+                self.display_url,
+                self.stats["overflowed"],
+            )
 
     def _publisher(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                started = time.monotonic()
-                try:
-                    self._flush_outbox()
-                except (RedisError, OSError) as exc:
-                    self._fail(exc, started)
-                    self.stats["dropped"] += len(self._outbox)
-                    self._outbox.clear()
-                    self._pub_up = False
-                    self._probe()
-                    self._pub_up = True
-
-    def _flush_outbox(self) -> None:
-        """Send the outbox in pipelines of up to batch_size PUBLISH; raises on failure (the
-        failed batch is counted as dropped)."""
-        outbox = self._outbox
-        node, channel = self._node, self._channel
-        while outbox:
-            n = min(len(outbox), self.batch_size)
-            batch = [outbox.popleft() for _ in range(n)]
-            pipe = self._client.pipeline(transaction=False)
-            for path, opcode, payload in batch:
-                try:
-                    message = pack_message(node, path, opcode, payload)
-                except struct.error:  # a path longer than 65,535 bytes
-                    self.stats["dropped"] += 1
-                    self._error(ValueError(f"path too long to publish: {path[:60]}..."))
-                    continue
-                pipe.publish(channel, message)
-            sent = len(pipe)
-            if not sent:
-                continue
-            try:
-                pipe.execute()
-            except BaseException:
-                self.stats["dropped"] += sent
-                raise
-            self.stats["published"] += sent
-
-    def _probe(self) -> None:
-        """Wait, with backoff, until a PING succeeds."""
+        """Connect the publish connection, hand it what queued meanwhile, send what the
+        callers' writes left over; on a failure drop what is in flight and reconnect."""
         delay = self.backoff_min
+        kwargs = self._pool.connection_kwargs
+        tls = self._pool.connection_class is redis.SSLConnection
         while True:
-            delay = self._backoff(delay)
+            conn = PublishConnection(
+                kwargs,
+                client_name=f"blaze_green:{self.node_id}:pub",
+                connect_timeout=kwargs.get("socket_connect_timeout") or 1.0,
+                reply_timeout=kwargs.get("socket_timeout") or 2.0,
+                max_unsent=self.unsent_bytes,
+                tls=tls,
+            )
             started = time.monotonic()
             try:
-                self._client.ping()
-            except (RedisError, OSError) as exc:
+                conn.connect()
+            except (RedisError, OSError, ReplyError, ValueError) as exc:
+                conn.close()
                 self._fail(exc, started)
+                self._pub_lost(None)
+                delay = self._backoff(delay)
                 continue
             self._ok(started)
-            return
+            delay = self.backoff_min
+            self._pub_up = True
+            while self._outbox:
+                command = self._outbox.popleft()
+                if not conn.write(command):
+                    self._overflow()
+            self._pubconn = conn
+            reader = gevent.spawn(self._read_replies, conn)
+            started = time.monotonic()
+            try:
+                while True:
+                    self._wake.wait()
+                    self._wake.clear()
+                    if reader.dead:
+                        raise conn.broken or ConnectionError("publish connection lost")
+                    started = time.monotonic()
+                    conn.flush()
+            except (RedisError, OSError, ReplyError, ValueError) as exc:
+                self._fail(exc, started)
+            finally:
+                self._pubconn = None
+                reader.kill(block=False)
+                conn.close()
+            self._pub_lost(conn)
+            delay = self._backoff(delay)
+
+    def _pub_lost(self, conn: PublishConnection | None) -> None:
+        """The publish connection failed: what it had not had answered may be lost."""
+        lost = len(self._outbox) + (conn.unanswered if conn is not None else 0)
+        self.stats["dropped"] += lost
+        self._outbox.clear()
+        self._pub_up = False
+
+    def _read_replies(self, conn: PublishConnection) -> None:
+        try:
+            while True:
+                started = time.monotonic()
+                ok, errors = conn.read_replies(self.keepalive)
+                self.stats["published"] += ok
+                if ok:
+                    self._ok(started)
+                for message in errors:
+                    self.stats["dropped"] += 1
+                    self._error(ReplyError(message))
+        except (OSError, ValueError) as exc:
+            conn.broken = exc
+            self._wake.set()
 
     # -- broadcast: subscribing -----------------------------------------------------------
 

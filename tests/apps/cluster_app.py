@@ -2,10 +2,12 @@
 
 /feed greets each session with this process's pid; POST /broadcast sends numbered messages;
 GET /count reports local and cluster counts; with SINGLETON=1 a singleton task broadcasts this
-process's pid on /ticks every TICK seconds.
+process's pid on /ticks every TICK seconds. GET /remote reports when (time.monotonic(), which
+every process on one machine shares) this process delivered the messages it got from the broker.
 """
 
 import os
+import time
 
 from blaze_green import App, delay
 
@@ -28,9 +30,35 @@ def broadcast(req):
     tag = req.query.get("tag", "")
     start = int(req.query.get("start", "0"))
     reached = 0
+    t0 = time.monotonic()
     for i in range(start, start + count):
         reached += app.broadcast("/feed", {"seq": i, "tag": tag, "pid": PID})
-    return {"reached": reached, "pid": PID}
+    return {"reached": reached, "pid": PID, "t0": t0, "t1": time.monotonic()}
+
+
+REMOTE: list[float] = []  # monotonic time of each delivery of a message from another process
+
+
+@app.get("/remote")
+def remote(req):
+    """{"n": deliveries of remote messages, "first"/"last": their times}; ?reset=1 forgets."""
+    out = {"n": len(REMOTE), "first": REMOTE[0] if REMOTE else None}
+    out["last"] = REMOTE[-1] if REMOTE else None
+    if req.query.get("reset"):
+        REMOTE.clear()
+    return out
+
+
+def _timed(deliver):
+    def deliver_remote(path, opcode, payload):
+        REMOTE.append(time.monotonic())
+        return deliver(path, opcode, payload)
+
+    return deliver_remote
+
+
+# The broker calls the runtime's deliver_remote for every message from another process.
+app.runtime.deliver_remote = _timed(app.runtime.deliver_remote)
 
 
 @app.get("/count")
