@@ -381,7 +381,7 @@ GUNICORN_SPECS: dict[str, ServerSpec] = {
         module="blaze_green,gunicorn,redis",
         gunicorn_worker="blaze_green.worker.GeventWebSocketWorker",
         broker_env="BLAZE_BROKER_URL",
-        redis_channel="blaze_green:bcast:0",
+        redis_channel="blaze_green:bcast:0:/feed",  # one channel per path, while it has sessions
         ready_log=": subscribed to ",  # "broker URL: subscribed to CHANNEL as node ID"
         blaze_root=str(REPO),
     ),

@@ -55,6 +55,7 @@ OS_THREAD_BROADCAST_TIMEOUT = 10.0
 # on_close still runs within shutdown_timeout.
 ABORT_MARGIN = 0.5
 METRICS_SHARE_INTERVAL = 1.0  # how often a worker writes its metrics for the others
+SUBSCRIBE_WAIT = 2.0  # a path's first session waits this long at most for its subscription
 
 
 class Runtime:
@@ -183,16 +184,36 @@ class Runtime:
         self._reserved -= 1
 
     def register(self, ws: WebSocket) -> None:
+        """A session opens (on its handshake's greenlet, before on_open). With a broker, the
+        first session on a path subscribes this process to it and waits (at most
+        SUBSCRIBE_WAIT seconds) for Redis to confirm, so that on_open runs only once every
+        message published from then on reaches it."""
         self._live.add(ws)
         self.registry.register(ws)
         if self.metrics is not None:
             self.metrics.session_opened(ws.route)
+        broker = self.broker
+        if broker is not None:
+            ready = broker.watch(ws.path)
+            on_hub = gevent.getcurrent() is gevent.get_hub()
+            if ready is not None and not on_hub and not ready.wait(SUBSCRIBE_WAIT):
+                log.warning(
+                    "broker: no confirmation of the subscription to %s within %.1f s; "
+                    "the session opens anyway",
+                    ws.path,
+                    SUBSCRIBE_WAIT,
+                )
+
+    def _left(self, ws: WebSocket) -> None:
+        self.registry.unregister(ws)
+        if self.broker is not None and not self.registry.has_sessions(ws.path):
+            self.broker.unwatch(ws.path)
 
     def session_left(self, ws: WebSocket) -> None:
-        self.registry.unregister(ws)
+        self._left(ws)
 
     def session_ended(self, ws: WebSocket) -> None:
-        self.registry.unregister(ws)
+        self._left(ws)
         self._live.discard(ws)
         self._reserved -= 1
         m = self.metrics

@@ -78,6 +78,11 @@ class RedisServer:
             s.sendall(" ".join(args).encode() + b"\r\n")
             return s.recv(65536)
 
+    def numsub(self, channel: str) -> int:
+        """How many connections are subscribed to `channel` (PUBSUB NUMSUB)."""
+        reply = self.command("PUBSUB", "NUMSUB", channel)
+        return int(reply.rsplit(b":", 1)[1].strip())
+
     def kill(self) -> None:
         """SIGKILL: as abrupt as a crash."""
         if self.proc is not None and self.proc.poll() is None:

@@ -41,7 +41,7 @@ def redis_server():
     server.stop()
 
 
-SUBSCRIBED = "subscribed to blaze_green:bcast:0"
+SUBSCRIBED = "subscribed to blaze_green:ctl:0"
 
 
 def subscribed(server, processes=1):
@@ -298,6 +298,79 @@ def test_gunicorn_two_workers_share_broadcasts(serve, redis_server):
         await asyncio.gather(*(c.close() for c in clients))
 
     asyncio.run(scenario())
+
+
+# -- interest-based routing ---------------------------------------------------------------------
+
+
+def channel(path):
+    return f"blaze_green:bcast:0:{path}"
+
+
+@pytest.mark.redis
+@needs_redis
+def test_processes_subscribe_only_to_paths_with_local_sessions(serve, redis_server):
+    """Each process hears the paths it has sessions on and nothing else; the channel is
+    dropped when its last local session leaves, and taken again by the next one."""
+    a, b, c = cluster(serve, redis_server, n=3)
+    n = 50
+    with contextlib.ExitStack() as stack:
+
+        def join(server, room):
+            ws = stack.enter_context(connect(server.ws_url(f"/rooms/{room}"), open_timeout=5))
+            assert json.loads(ws.recv(timeout=5)) == {"hello": server.pid}
+            return ws
+
+        on_a, on_b = join(a, "x"), join(b, "x")
+        on_c = join(c, "y")
+        assert redis_server.numsub(channel("/rooms/x")) == 2  # a and b; confirmed before hello
+        assert redis_server.numsub(channel("/rooms/y")) == 1
+        for server, room in ((a, "x"), (c, "y"), (b, "y")):  # b publishes on y with nobody there
+            r = requests.post(
+                server.url + "/broadcast",
+                params={"count": n, "tag": room, "path": f"/rooms/{room}"},
+                timeout=10,
+            )
+            r.raise_for_status()
+        for ws, want in ((on_a, ["x"] * n), (on_b, ["x"] * n), (on_c, ["y"] * (2 * n))):
+            got = [json.loads(ws.recv(timeout=5))["tag"] for _ in want]
+            assert got == want
+        wait_until(lambda: get(c.url + "/stats").get("published") == n, 5, what="c's replies")
+        stats = {s: get(s.url + "/stats") for s in (a, b, c)}
+        assert stats[b].get("received", 0) == n  # a's x, not c's y (b has nobody on y)
+        assert stats[a].get("received", 0) == 0  # nothing from y reached a's socket
+        assert stats[c].get("received", 0) == n  # b's y only; a's x never reached c
+        assert all(s.get("ignored", 0) == 0 for s in stats.values())
+        assert [stats[s]["subscriptions"] for s in (a, b, c)] == [1, 1, 1]
+
+        on_b.close()  # b's last session on x: b unsubscribes
+        wait_until(lambda: redis_server.numsub(channel("/rooms/x")) == 1, 5, what="b leaves x")
+        assert get(b.url + "/stats")["subscriptions"] == 0
+        again = join(b, "x")  # subscribed again (and confirmed) before on_open said hello
+        assert redis_server.numsub(channel("/rooms/x")) == 2
+        requests.post(a.url + "/broadcast", params={"tag": "x2", "path": "/rooms/x"}, timeout=5)
+        assert json.loads(again.recv(timeout=5))["tag"] == "x2"
+
+
+@pytest.mark.redis
+@needs_redis
+def test_a_new_path_hears_what_is_published_once_on_open_returned(serve, redis_server):
+    """The race: a session that opens on a path new to its process must get a message that
+    another process broadcasts as soon as the session's on_open has run. 40 fresh rooms,
+    each published to the moment the greeting (sent by on_open) arrives."""
+    a, b = cluster(serve, redis_server)
+    with connect(a.ws_url("/feed")) as feed_a:  # a also has a session, on another path
+        json.loads(feed_a.recv(timeout=5))
+        session = requests.Session()
+        for i in range(40):
+            with connect(b.ws_url(f"/rooms/new{i}"), open_timeout=5) as ws:
+                assert json.loads(ws.recv(timeout=5)) == {"hello": b.pid}  # on_open returned
+                r = session.post(
+                    a.url + "/broadcast", params={"tag": f"n{i}", "path": f"/rooms/new{i}"}
+                )
+                assert r.json()["reached"] == 0
+                assert json.loads(ws.recv(timeout=5))["tag"] == f"n{i}"
+        wait_until(lambda: get(b.url + "/stats")["subscriptions"] == 0, 5, what="all left")
 
 
 # -- counts -------------------------------------------------------------------------------------

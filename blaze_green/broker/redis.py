@@ -91,6 +91,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     RedisError = Exception  # type: ignore[assignment,misc]
 
 from ..ws.frames import OP_BINARY, OP_TEXT
+from .interest import Interest
 from .pubconn import PublishConnection, ReplyError
 from .resp import encode_command
 
@@ -247,14 +248,21 @@ class RedisBroker:
         self._quick = redis.Redis(connection_pool=self._quick_pool)
         # Pub/sub ignores the database number: put it in the channel name, so that apps on
         # different databases of one Redis stay apart, as their keys do.
-        self._channel = f"{self.prefix}:bcast:{self._pool.connection_kwargs.get('db', 0)}"
+        db = self._pool.connection_kwargs.get("db", 0)
+        # One channel per path ({prefix}:bcast:{db}:{path}), subscribed while the path has
+        # local sessions; the control channel keeps the connection in subscribed mode.
+        self._channel_prefix = f"{self.prefix}:bcast:{db}:".encode()
+        self._control = f"{self.prefix}:ctl:{db}"
+        self._interest = Interest(self._channel_for)
+        self._sub_conn: Any = None  # the listening connection, while there is one
+        self._sub_wake = Event()
+        self._ping_due = False
         self._count_script = self._client.register_script(_COUNT_SCRIPT)
         self._renew_script = self._client.register_script(_RENEW_SCRIPT)
         self._release_script = self._client.register_script(_RELEASE_SCRIPT)
 
         self._outbox: collections.deque[bytes] = collections.deque()  # until connected
         self._pubconn: PublishConnection | None = None
-        self._channel_b = self._channel.encode()
         self._wake = Event()
         self._pub_up = True  # False while the publisher knows Redis is unreachable
         self._overflow_logged = float("-inf")  # monotonic time of the last overflow warning
@@ -281,6 +289,7 @@ class RedisBroker:
         for name, fn in (
             ("publisher", self._publisher),
             ("subscriber", self._subscriber),
+            ("subscription writer", self._sub_writer),
             ("counts", self._counter),
         ):
             g = Greenlet(self._guard, name, fn)
@@ -296,6 +305,8 @@ class RedisBroker:
             except GreenletExit:
                 raise
             except Exception:
+                if self._stopped:
+                    return  # stop() closed its sockets under it
                 log.exception(
                     "broker %s: the %s loop raised; restarting it", self.display_url, name
                 )
@@ -310,6 +321,7 @@ class RedisBroker:
             # What callers' writes left over, briefly.
             with gevent.Timeout(self.stop_timeout / 2, False), contextlib.suppress(OSError):
                 conn.flush()
+        self._interest.release_all()
         gevent.killall(self._greenlets, block=True, timeout=1.0)
         self._greenlets = []
         if not self._down:
@@ -339,6 +351,8 @@ class RedisBroker:
             "published": self.stats["published"],
             "received": self.stats["received"],
             "dropped": self.stats["dropped"],
+            "ignored": self.stats["ignored"],
+            "subscriptions": len(self._interest.watched),
             "reconnects": self.stats["reconnects"],
             "connected": self._subscribed_once and not self._down and not self._stopped,
             "seconds_since_contact": None if contact is None else time.monotonic() - contact,
@@ -419,7 +433,7 @@ class RedisBroker:
             self.stats["dropped"] += 1
             self._error(ValueError(f"path too long to publish: {path[:60]}..."))
             return
-        command = encode_command(b"PUBLISH", self._channel_b, message)
+        command = encode_command(b"PUBLISH", self._interest.channel(path), message)
         conn = self._pubconn
         if conn is not None:
             if conn.write(command):
@@ -527,6 +541,23 @@ class RedisBroker:
 
     # -- broadcast: subscribing -----------------------------------------------------------
 
+    def watch(self, path: str) -> Event | None:
+        """A session registers on `path` (see blaze_green.broker.interest): the Event to
+        wait on when its subscription is being set up now and Redis is reachable, else None."""
+        ev = self._interest.watch(path)
+        if ev is None:
+            return None
+        self._sub_wake.set()
+        return ev if self._sub_conn is not None else None
+
+    def unwatch(self, path: str) -> None:
+        """The last local session on `path` left: unsubscribe from its channel."""
+        if self._interest.unwatch(path):
+            self._sub_wake.set()
+
+    def _channel_for(self, path: str) -> bytes:
+        return self._channel_prefix + path.encode("utf-8", "surrogateescape")
+
     def _subscriber(self) -> None:
         delay = self.backoff_min
         while True:
@@ -534,7 +565,8 @@ class RedisBroker:
             started = time.monotonic()
             try:
                 conn.connect()
-                conn.send_command("SUBSCRIBE", self._channel)
+                channels = self._interest.resubscribe()
+                conn.send_command("SUBSCRIBE", self._control, *channels)
                 reply = conn.read_response()
                 if not reply or reply[0] != b"subscribe":
                     raise RedisError(f"unexpected reply to SUBSCRIBE: {reply!r}")
@@ -544,16 +576,45 @@ class RedisBroker:
                     log.info(
                         "broker %s: subscribed to %s as node %s",
                         self.display_url,
-                        self._channel,
+                        self._control,
                         self.node_id,
                     )
                 delay = self.backoff_min
+                self._sub_conn = conn
+                self._sub_wake.set()  # changes queued while connecting
                 self._listen(conn)
             except (RedisError, OSError) as exc:
                 self._fail(exc, started)
             finally:
+                self._sub_conn = None
                 conn.disconnect()
             delay = self._backoff(delay)
+
+    def _sub_writer(self) -> None:
+        """The only greenlet that writes to the subscription connection once it listens:
+        SUBSCRIBE/UNSUBSCRIBE as paths gain their first or lose their last session, and the
+        keepalive PING."""
+        while True:
+            self._sub_wake.wait()
+            self._sub_wake.clear()
+            conn = self._sub_conn
+            if conn is None:
+                continue  # the subscriber subscribes everything watched when it connects
+            commands = [encode_command(cmd, *chs) for cmd, chs in self._interest.take_changes()]
+            if self._ping_due:
+                self._ping_due = False
+                commands.append(encode_command(b"PING"))
+            if not commands:
+                continue
+            started = time.monotonic()
+            try:
+                conn.send_packed_command([b"".join(commands)], check_health=False)
+            except (RedisError, OSError) as exc:
+                # The listener then finds the connection closed; what is watched is
+                # subscribed again on the next one.
+                self._fail(exc, started)
+                with contextlib.suppress(Exception):
+                    conn.disconnect()
 
     def _listen(self, conn: Any) -> None:
         pinged = False
@@ -563,13 +624,16 @@ class RedisBroker:
                     raise redis.exceptions.TimeoutError(
                         f"no answer to PING within {self.keepalive} s"
                     )
-                conn.send_command("PING")
+                self._ping_due = True
+                self._sub_wake.set()
                 pinged = True
                 continue
             reply = conn.read_response()
             kind = reply[0]
             if kind == b"message":
                 self._on_message(reply[2])
+            elif kind == b"subscribe":
+                self._interest.confirmed(reply[1])
             elif kind == b"pong":
                 pinged = False
 
@@ -583,6 +647,10 @@ class RedisBroker:
             return
         if node == self._node:
             return  # ours: delivered locally when it was broadcast
+        if path not in self._interest.watched:
+            # Published just before this process unsubscribed: nobody here is on that path.
+            self.stats["ignored"] += 1
+            return
         self.stats["received"] += 1
         # Framing is cheap; a second snapshot of the path's sessions to avoid it is not.
         self._host.deliver_remote(path, opcode, payload)
@@ -682,6 +750,8 @@ class RedisBroker:
             except GreenletExit:
                 raise
             except Exception:
+                if self._stopped:
+                    return  # stop() closed its sockets under it
                 log.exception("singleton task %r raised", name)
 
         child = Greenlet(body)

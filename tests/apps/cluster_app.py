@@ -20,6 +20,7 @@ def on_open(ws):
 
 
 app.ws("/feed", on_open=on_open)
+app.ws("/rooms/:room", on_open=on_open)
 app.ws("/ticks")
 
 
@@ -28,11 +29,12 @@ def broadcast(req):
     """count broadcasts of {"seq": i, "tag": tag, "pid": pid} in a row, without yielding."""
     count = int(req.query.get("count", "1"))
     tag = req.query.get("tag", "")
+    path = req.query.get("path", "/feed")
     start = int(req.query.get("start", "0"))
     reached = 0
     t0 = time.monotonic()
     for i in range(start, start + count):
-        reached += app.broadcast("/feed", {"seq": i, "tag": tag, "pid": PID})
+        reached += app.broadcast(path, {"seq": i, "tag": tag, "pid": PID})
     return {"reached": reached, "pid": PID, "t0": t0, "t1": time.monotonic()}
 
 
@@ -79,7 +81,9 @@ def pid(req):
 @app.get("/stats")
 def stats(req):
     broker = app.runtime.broker
-    return dict(broker.stats) if broker is not None else {}
+    if broker is None:
+        return {}
+    return {**broker.stats, "subscriptions": broker.metrics_snapshot()["subscriptions"]}
 
 
 def ticker(interval):
