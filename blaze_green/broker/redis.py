@@ -2,21 +2,36 @@
 
 One `RedisBroker` per process (per gunicorn worker), created and started when the server starts.
 All of its I/O happens on its own greenlets; the only calls that reach it from request handlers
-are `publish()` (an append to an in-memory outbox, no I/O) and `cluster_count()` (one short
-Redis read with a 0.5 s timeout, answered locally while Redis is known to be down).
+are `publish()` (a non-blocking send, or an append to a bounded buffer), `watch()`/`unwatch()`
+(bookkeeping) and `cluster_count()` (one short Redis read with a 0.5 s timeout, answered
+locally while Redis is known to be down).
 
 Broadcast
-    All paths share one channel, ``{prefix}:bcast:{db}`` (prefix ``blaze_green`` unless the URL
-    says ``?prefix=NAME``; the database number is in the name because pub/sub ignores
-    databases). `publish()` appends the already serialized message to a bounded outbox (10,000
-    messages; on overflow the oldest are dropped and counted, with a warning at most once a
-    minute) and wakes the publisher greenlet, which sends the whole outbox as pipelines of
-    PUBLISH (up to 1,000 per round trip), in order. The subscriber greenlet holds a dedicated
-    connection in SUBSCRIBE mode, skips messages carrying this process's node id (they were
-    delivered locally when they were broadcast), builds each frame once and hands it to the
-    local registry. Order per publisher holds because one greenlet publishes, one batch at a
-    time, and Redis keeps the order of one connection's messages. The process hears the others
-    from the moment it logs ``broker ...: subscribed to ...`` (a moment after it starts serving).
+    Each path has its own channel, ``{prefix}:bcast:{db}:{path}`` (prefix ``blaze_green``
+    unless the URL says ``?prefix=NAME``; the database number is in the name because pub/sub
+    ignores databases), and a process subscribes to it only while it has sessions on that path
+    (interest-based routing, see `blaze_green.broker.interest`): the runtime calls `watch()`
+    when a session registers and `unwatch()` when a path's last session leaves. A path's first
+    session waits (at most 2 s, in the runtime) for the SUBSCRIBE reply, so that its on_open
+    runs once every message published from then on reaches it. The subscription connection
+    is also subscribed to ``{prefix}:ctl:{db}``, so it stays in subscribed mode with no path;
+    one greenlet reads it, another (the only writer once it listens) sends the SUBSCRIBE and
+    UNSUBSCRIBE commands and the keepalive PING. After a reconnection every watched path is
+    subscribed again at once.
+
+    `publish()` runs before the local delivery and writes the PUBLISH straight to the publish
+    connection's socket with a non-blocking send (`blaze_green.broker.pubconn`), so the other
+    processes deliver while this one does; what the kernel does not take waits in a bounded
+    buffer (8 MiB) that the publisher greenlet sends, and beyond it messages are dropped and
+    counted, with a warning at most once a minute. Before the first connection, messages wait
+    in an outbox of 10,000. A reader greenlet counts the replies; a PUBLISH unanswered for the
+    socket timeout (2 s) means a hung Redis: the connection is dropped as an outage. The
+    subscriber skips messages carrying this process's node id (they were delivered locally
+    when they were broadcast) and counts as ``ignored`` those for a path it has just left;
+    it builds each frame once and hands it to the local registry. Order per publisher holds
+    because every PUBLISH of a process goes down one connection in call order (callers and
+    the publisher greenlet never interleave: neither yields between checking the buffer and
+    sending), and Redis keeps the order of one connection's commands.
 
 Wire format (version 1), one Redis message per broadcast::
 
@@ -646,7 +661,8 @@ class RedisBroker:
                 log.warning("broker %s: ignoring a malformed message: %s", self.display_url, exc)
             return
         if node == self._node:
-            return  # ours: delivered locally when it was broadcast
+            self.stats["own"] += 1  # ours: delivered locally when it was broadcast
+            return
         if path not in self._interest.watched:
             # Published just before this process unsubscribed: nobody here is on that path.
             self.stats["ignored"] += 1
