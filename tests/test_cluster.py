@@ -513,6 +513,47 @@ def test_redis_outage_keeps_local_delivery_and_recovers(serve, redis_server):
 
 @pytest.mark.redis
 @needs_redis
+def test_a_hung_redis_never_stalls_broadcast(serve, redis_server):
+    """Redis stopped (SIGSTOP: the TCP connection stays up, nothing is read or answered): a
+    burst far larger than the socket buffers still returns at once and reaches the local
+    session; the publish connection is dropped as an outage once its PUBLISH is unanswered
+    for 2 s, and delivery across processes resumes after SIGCONT."""
+    a, b = cluster(serve, redis_server)
+    with connect(a.ws_url("/feed"), max_size=None) as ca, connect(b.ws_url("/feed")) as cb:
+        assert json.loads(ca.recv(timeout=5)) == {"hello": a.pid}
+        assert json.loads(cb.recv(timeout=5)) == {"hello": b.pid}
+        redis_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = requests.post(
+                a.url + "/broadcast",
+                params={"count": 300, "tag": "hung", "size": 64 * 1024},  # ~19 MiB
+                timeout=10,
+            )
+            took = time.monotonic() - t0
+            assert r.json()["reached"] == 300
+            assert took < 2.0, f"broadcast took {took:.2f} s with Redis hung"
+            for i in range(300):  # the local session gets all of it
+                assert json.loads(ca.recv(timeout=10))["seq"] == i
+            a.wait_for_output("unreachable", 10)  # the unanswered PUBLISH: an outage
+        finally:
+            redis_server.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        seq = 0
+        while True:  # resumes by itself; what was published meanwhile may arrive or not
+            requests.post(a.url + "/broadcast", params={"tag": "after", "start": seq}, timeout=5)
+            try:
+                msg = json.loads(cb.recv(timeout=0.3))
+            except TimeoutError:
+                assert time.monotonic() < deadline, "delivery did not resume after SIGCONT"
+                seq += 1
+                continue
+            if msg["tag"] == "after":
+                break
+
+
+@pytest.mark.redis
+@needs_redis
 def test_redis_unreachable_at_start(serve):
     redis_server = RedisServer()  # its port, not started yet
     try:

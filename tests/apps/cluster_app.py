@@ -30,11 +30,15 @@ def broadcast(req):
     count = int(req.query.get("count", "1"))
     tag = req.query.get("tag", "")
     path = req.query.get("path", "/feed")
+    pad = "x" * int(req.query.get("size", "0"))  # ?size=N: N more bytes per message
     start = int(req.query.get("start", "0"))
     reached = 0
     t0 = time.monotonic()
     for i in range(start, start + count):
-        reached += app.broadcast(path, {"seq": i, "tag": tag, "pid": PID})
+        msg = {"seq": i, "tag": tag, "pid": PID}
+        if pad:
+            msg["pad"] = pad
+        reached += app.broadcast(path, msg)
     return {"reached": reached, "pid": PID, "t0": t0, "t1": time.monotonic()}
 
 
