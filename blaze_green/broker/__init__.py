@@ -67,8 +67,15 @@ class Broker(Protocol):
 
 def make_broker(url: str, host: BrokerHost) -> Broker:
     scheme = url.split(":", 1)[0].lower()
+    if scheme == "redis+cluster":
+        from .cluster import ClusterBroker
+
+        return ClusterBroker(url, host)
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisBroker
 
         return RedisBroker(url, host)
-    raise ValueError(f"unsupported broker URL {url!r}: use redis://host:port/db")
+    raise ValueError(
+        f"unsupported broker URL {url!r}: use redis://host:port/db or "
+        "redis+cluster://host:port,host:port"
+    )

@@ -29,10 +29,12 @@ class Interest:
         channel_for: Callable[[str], bytes],
         subscribe: bytes = SUBSCRIBE,
         unsubscribe: bytes = UNSUBSCRIBE,
+        merge: bool = True,
     ) -> None:
         self._channel_for = channel_for
         self.subscribe = subscribe  # SSUBSCRIBE/SUNSUBSCRIBE on a Redis Cluster
         self.unsubscribe = unsubscribe
+        self.merge = merge  # False for SSUBSCRIBE: the channels of one command share a slot
         self.watched: dict[str, bytes] = {}  # path -> its channel
         # channel -> one list of waiters per SUBSCRIBE sent (or to send) and not answered yet
         self._pending: dict[bytes, collections.deque[list[Event]]] = {}
@@ -82,7 +84,7 @@ class Interest:
         """The queued changes as commands, consecutive ones of a kind merged, in order."""
         out: list[tuple[bytes, list[bytes]]] = []
         for command, ch in self._changes:
-            if out and out[-1][0] == command:
+            if self.merge and out and out[-1][0] == command:
                 out[-1][1].append(ch)
             else:
                 out.append((command, [ch]))

@@ -227,6 +227,10 @@ class RedisBroker:
     backoff_max = 5.0
     keepalive = 5.0  # PING an idle subscription this often; no answer by the next: reconnect
     stop_timeout = 1.5
+    publish_command = b"PUBLISH"  # SPUBLISH on a Redis Cluster shard (blaze_green.broker.cluster)
+    subscribe_command = b"SUBSCRIBE"
+    unsubscribe_command = b"UNSUBSCRIBE"
+    merge_subscriptions = True
     unsent_bytes = 8 << 20  # what the publish socket has not taken yet, at most
 
     def __init__(
@@ -268,7 +272,12 @@ class RedisBroker:
         # local sessions; the control channel keeps the connection in subscribed mode.
         self._channel_prefix = f"{self.prefix}:bcast:{db}:".encode()
         self._control = f"{self.prefix}:ctl:{db}"
-        self._interest = Interest(self._channel_for)
+        self._interest = Interest(
+            self._channel_for,
+            self.subscribe_command,
+            self.unsubscribe_command,
+            merge=self.merge_subscriptions,
+        )
         self._sub_conn: Any = None  # the listening connection, while there is one
         self._sub_wake = Event()
         self._ping_due = False
@@ -448,7 +457,7 @@ class RedisBroker:
             self.stats["dropped"] += 1
             self._error(ValueError(f"path too long to publish: {path[:60]}..."))
             return
-        command = encode_command(b"PUBLISH", self._interest.channel(path), message)
+        command = encode_command(self.publish_command, self._interest.channel(path), message)
         conn = self._pubconn
         if conn is not None:
             if conn.write(command):
@@ -644,13 +653,21 @@ class RedisBroker:
                 pinged = True
                 continue
             reply = conn.read_response()
+            if not isinstance(reply, list):  # +PONG of a connection without subscriptions
+                pinged = False
+                continue
             kind = reply[0]
-            if kind == b"message":
+            if kind in (b"message", b"smessage"):
                 self._on_message(reply[2])
-            elif kind == b"subscribe":
+            elif kind in (b"subscribe", b"ssubscribe"):
                 self._interest.confirmed(reply[1])
             elif kind == b"pong":
                 pinged = False
+            elif kind == b"sunsubscribe":
+                self._on_sunsubscribe(reply[1])
+
+    def _on_sunsubscribe(self, channel: bytes) -> None:
+        """Only on a Redis Cluster shard (blaze_green.broker.cluster): its slot moved."""
 
     def _on_message(self, data: bytes) -> None:
         try:
