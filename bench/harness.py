@@ -901,12 +901,26 @@ class RedisProc:
         m = re.search(r"v=(\S+)", out)
         return m.group(1) if m else out.strip()
 
-    def start(self, timeout: float = 10.0) -> RedisProc:
+    def start(self, timeout: float = 10.0, cluster: bool = False) -> RedisProc:
+        """cluster=True: a Redis Cluster node (`--cluster-enabled yes`, node timeout 1 s) on a
+        port whose bus port (port + 10000) exists; bench/rooms.py makes the cluster."""
         binary = self.binary()
         if binary is None:
             raise BenchError("redis-server is not installed")
-        for _ in range(3):
+        for _ in range(10 if cluster else 3):
             self.port = free_port()
+            if cluster and self.port + 10000 > 65535:
+                continue
+            extra = []
+            if cluster:
+                extra = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-config-file",
+                    f"nodes-{self.port}.conf",
+                ]
             self.proc = REGISTRY.add(
                 subprocess.Popen(
                     [
@@ -926,6 +940,7 @@ class RedisProc:
                         # the default limit (32 MiB) could cut a slow subscriber off mid-run
                         "--client-output-buffer-limit",
                         "pubsub 256mb 64mb 60",
+                        *extra,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,

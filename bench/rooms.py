@@ -15,6 +15,9 @@ MSGS messages (checked).
 
 --baseline PATH runs the same servers with blaze_green from another checkout (an older tree
 with one shared channel) right after, in the same run, so the two are side by side.
+--redis-cluster MASTERS runs them on a Redis Cluster of MASTERS masters and as many replicas
+(`redis+cluster://`, sharded pub/sub) and reports the bytes each node sent (not with
+--baseline: older trees have no cluster support).
 Process-level only: nothing is timed except the whole run's wall clock.
 """
 
@@ -25,6 +28,8 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,11 +99,43 @@ def redis_out_bytes(redis: RedisProc) -> int:
     return int(m.group(1)) if m else 0
 
 
+def start_cluster(masters: int) -> list[RedisProc]:
+    """A Redis Cluster of `masters` masters and one replica each, on free ports."""
+    nodes = [RedisProc().start(cluster=True) for _ in range(2 * masters)]
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise SystemExit("redis-cli is not installed (apt-get install -y redis-tools)")
+    subprocess.run(
+        [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes)]
+        + ["--cluster-replicas", "1", "--cluster-yes"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = [n.command("CLUSTER", "INFO") for n in nodes]
+        repl = [n.command("INFO", "replication") for n in nodes]
+        if all(b"cluster_state:ok" in i for i in info) and all(
+            b"role:master" in r or b"master_link_status:up" in r for r in repl
+        ):
+            return nodes
+        time.sleep(0.1)
+    raise SystemExit("the Redis Cluster did not become ready")
+
+
 def run(args: argparse.Namespace, pythonpath: str | None, label: str) -> dict:
-    redis = RedisProc().start()
+    if args.redis_cluster:
+        nodes = start_cluster(args.redis_cluster)
+        redis = nodes[0]
+        url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes[:2])
+    else:
+        nodes = [RedisProc().start()]
+        redis = nodes[0]
+        url = redis.url
     servers: list[ServerProcess] = []
     try:
-        env = {"BLAZE_BROKER_URL": redis.url}
+        env = {"BLAZE_BROKER_URL": url}
         if pythonpath:
             env["PYTHONPATH"] = os.pathsep.join([str(SERVERS), pythonpath])
         for _ in range(args.procs):
@@ -111,7 +148,7 @@ def run(args: argparse.Namespace, pythonpath: str | None, label: str) -> dict:
         async def scenario():
             conns, counts, all_in = await members(ports, place, args.msgs, 120)
             await asyncio.sleep(1.5)  # cluster counts and subscriptions settle
-            out0 = redis_out_bytes(redis)
+            out0 = [redis_out_bytes(n) for n in nodes]
             t0 = time.monotonic()
             bodies = [
                 "\n".join(f"r{r}" for r, ps in place.items() if ps[0] == i)
@@ -129,7 +166,7 @@ def run(args: argparse.Namespace, pythonpath: str | None, label: str) -> dict:
             await asyncio.gather(*(asyncio.to_thread(post, i) for i in range(args.procs)))
             complete = await all_in()
             elapsed = time.monotonic() - t0
-            out_bytes = redis_out_bytes(redis) - out0
+            out_bytes = [redis_out_bytes(n) - o for n, o in zip(nodes, out0, strict=True)]
             await asyncio.sleep(0.5)  # late duplicates would show up now
             exact = all(v == args.msgs for v in counts.values())
             for ws in conns:
@@ -160,13 +197,15 @@ def run(args: argparse.Namespace, pythonpath: str | None, label: str) -> dict:
             complete=complete,
             exact=exact,
             elapsed_s=elapsed,
-            redis_out_bytes=out_bytes,
+            redis_out_bytes=sum(out_bytes),
+            redis_out_bytes_per_node=out_bytes,
             rows=rows,
         )
     finally:
         for s in servers:
             s.stop()
-        redis.stop()
+        for n in nodes:
+            n.stop()
 
 
 def report(result: dict, args: argparse.Namespace) -> str:
@@ -176,7 +215,12 @@ def report(result: dict, args: argparse.Namespace) -> str:
         "",
         f"every member got exactly {args.msgs}: {result['exact']} "
         f"(all in: {result['complete']}); publish to last delivery {result['elapsed_s']:.2f} s; "
-        f"Redis sent {result['redis_out_bytes']:,} bytes to its clients meanwhile",
+        f"Redis sent {result['redis_out_bytes']:,} bytes to its clients meanwhile"
+        + (
+            " (per node: " + ", ".join(f"{b:,}" for b in result["redis_out_bytes_per_node"]) + ")"
+            if len(result["redis_out_bytes_per_node"]) > 1
+            else ""
+        ),
         "",
         "| process | members (rooms) | published | broker messages received | own echoes "
         "| ignored | model: interest routing | model: one channel |",
@@ -199,7 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=100)
     p.add_argument("--baseline", help="another checkout's root (its blaze_green is used)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument(
+        "--redis-cluster",
+        type=int,
+        default=0,
+        metavar="MASTERS",
+        help="a Redis Cluster of MASTERS masters + as many replicas (redis+cluster://)",
+    )
     args = p.parse_args(argv)
+    if args.redis_cluster and args.baseline:
+        p.error("--redis-cluster and --baseline do not go together (older trees have no cluster)")
     if RedisProc.binary() is None:
         print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
         return 2

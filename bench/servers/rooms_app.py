@@ -30,4 +30,9 @@ def pub(req):
 def stats(req):
     broker = app.runtime.broker
     counters = dict(broker.stats) if broker is not None else {}
+    if broker is not None:  # a Redis Cluster broker sums its shards' counters here
+        snap = broker.metrics_snapshot()
+        counters.update(
+            {k: snap[k] for k in ("published", "received", "ignored", "own") if k in snap}
+        )
     return {"pid": os.getpid(), "broker": counters}

@@ -208,6 +208,7 @@ class ClusterBroker(RedisBroker):
             snap = link.metrics_snapshot()
             for key in ("published", "received", "ignored", "dropped", "reconnects"):
                 out[key] += snap[key]
+        out["own"] = sum(link.stats["own"] for link in self._links.values())
         out["subscriptions"] = len(self._path_link)
         out["connected"] = bool(self._links) and all(
             link.metrics_snapshot()["connected"] for link in self._links.values()
