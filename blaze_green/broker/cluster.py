@@ -208,7 +208,7 @@ class ClusterBroker(RedisBroker):
             snap = link.metrics_snapshot()
             for key in ("published", "received", "ignored", "dropped", "reconnects"):
                 out[key] += snap[key]
-        out["own"] = sum(link.stats["own"] for link in self._links.values())
+        out["own"] = self.stats["own"] + sum(link.stats["own"] for link in self._links.values())
         out["subscriptions"] = len(self._path_link)
         out["connected"] = bool(self._links) and all(
             link.metrics_snapshot()["connected"] for link in self._links.values()
@@ -334,7 +334,10 @@ class ClusterBroker(RedisBroker):
                 self._path_link[path] = owner
                 self._links[owner].watch(path)
         for addr in set(self._links) - masters:  # no longer a master
-            self._links.pop(addr).stop()
+            gone = self._links.pop(addr)
+            gone.stop()
+            for key, value in gone.stats.items():  # counters never go backwards
+                self.stats[key] += value
         if changed and not self._mapped.is_set():
             self._mapped.set()
             self._subscribed_once = True
