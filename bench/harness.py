@@ -381,7 +381,7 @@ GUNICORN_SPECS: dict[str, ServerSpec] = {
         module="blaze_green,gunicorn,redis",
         gunicorn_worker="blaze_green.worker.GeventWebSocketWorker",
         broker_env="BLAZE_BROKER_URL",
-        redis_channel="blaze_green:bcast:0",
+        redis_channel="blaze_green:bcast:0:/feed",  # one channel per path, while it has sessions
         ready_log=": subscribed to ",  # "broker URL: subscribed to CHANNEL as node ID"
         blaze_root=str(REPO),
     ),
@@ -901,12 +901,26 @@ class RedisProc:
         m = re.search(r"v=(\S+)", out)
         return m.group(1) if m else out.strip()
 
-    def start(self, timeout: float = 10.0) -> RedisProc:
+    def start(self, timeout: float = 10.0, cluster: bool = False) -> RedisProc:
+        """cluster=True: a Redis Cluster node (`--cluster-enabled yes`, node timeout 1 s) on a
+        port whose bus port (port + 10000) exists; bench/rooms.py makes the cluster."""
         binary = self.binary()
         if binary is None:
             raise BenchError("redis-server is not installed")
-        for _ in range(3):
+        for _ in range(10 if cluster else 3):
             self.port = free_port()
+            if cluster and self.port + 10000 > 65535:
+                continue
+            extra = []
+            if cluster:
+                extra = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-config-file",
+                    f"nodes-{self.port}.conf",
+                ]
             self.proc = REGISTRY.add(
                 subprocess.Popen(
                     [
@@ -926,6 +940,7 @@ class RedisProc:
                         # the default limit (32 MiB) could cut a slow subscriber off mid-run
                         "--client-output-buffer-limit",
                         "pubsub 256mb 64mb 60",
+                        *extra,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,

@@ -179,6 +179,11 @@ class _SnapshotCollector:
                 ("published", "broker_published", "Messages published to the broker."),
                 ("received", "broker_received", "Messages received from other processes."),
                 (
+                    "ignored",
+                    "broker_ignored",
+                    "Messages received for a path without local sessions (just unsubscribed).",
+                ),
+                (
                     "dropped",
                     "broker_dropped",
                     "Messages not published (broker down or outbox full).",
@@ -190,6 +195,11 @@ class _SnapshotCollector:
                 ),
             ):
                 yield CounterMetricFamily(P + name, doc, value=broker.get(key, 0))
+            yield GaugeMetricFamily(
+                P + "broker_subscriptions",
+                "Paths whose broker channel this server is subscribed to (they have sessions).",
+                value=broker.get("subscriptions", 0),
+            )
 
         procs = s.get("processes")
         if isinstance(procs, dict):

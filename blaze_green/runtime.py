@@ -55,6 +55,7 @@ OS_THREAD_BROADCAST_TIMEOUT = 10.0
 # on_close still runs within shutdown_timeout.
 ABORT_MARGIN = 0.5
 METRICS_SHARE_INTERVAL = 1.0  # how often a worker writes its metrics for the others
+SUBSCRIBE_WAIT = 2.0  # a path's first session waits this long at most for its subscription
 
 
 class Runtime:
@@ -186,16 +187,36 @@ class Runtime:
         self._reserved -= 1
 
     def register(self, ws: WebSocket) -> None:
+        """A session opens (on its handshake's greenlet, before on_open). With a broker, the
+        first session on a path subscribes this process to it and waits (at most
+        SUBSCRIBE_WAIT seconds) for Redis to confirm, so that on_open runs only once every
+        message published from then on reaches it."""
         self._live.add(ws)
         self.registry.register(ws)
         if self.metrics is not None:
             self.metrics.session_opened(ws.route)
+        broker = self.broker
+        if broker is not None:
+            ready = broker.watch(ws.path)
+            on_hub = gevent.getcurrent() is gevent.get_hub()
+            if ready is not None and not on_hub and not ready.wait(SUBSCRIBE_WAIT):
+                log.warning(
+                    "broker: no confirmation of the subscription to %s within %.1f s; "
+                    "the session opens anyway",
+                    ws.path,
+                    SUBSCRIBE_WAIT,
+                )
+
+    def _left(self, ws: WebSocket) -> None:
+        self.registry.unregister(ws)
+        if self.broker is not None and not self.registry.has_sessions(ws.path):
+            self.broker.unwatch(ws.path)
 
     def session_left(self, ws: WebSocket) -> None:
-        self.registry.unregister(ws)
+        self._left(ws)
 
     def session_ended(self, ws: WebSocket) -> None:
-        self.registry.unregister(ws)
+        self._left(ws)
         self._live.discard(ws)
         self._reserved -= 1
         m = self.metrics
@@ -243,6 +264,11 @@ class Runtime:
         return result[0] if result else 0
 
     def _deliver(self, path: str, message: OutgoingMessage, exclude: Any) -> int:
+        # The other processes first: the broker hands the message to its publisher (and, from
+        # a greenlet, yields once so that the PUBLISH leaves now), so that they deliver while
+        # this process does, instead of after its whole local burst.
+        if self.broker is not None:
+            self.broker.publish(path, message.opcode, message.payload)
         m = self.metrics
         if m is None:
             n = self.registry.deliver(path, message, exclude)
@@ -253,8 +279,6 @@ class Runtime:
             m.messages_sent += n
             m.payload_bytes_sent += n * len(message.payload)
         self.writes.flush_if_due()
-        if self.broker is not None:
-            self.broker.publish(path, message.opcode, message.payload)
         return n
 
     # -- the broker's view (BrokerHost) ------------------------------------------------------

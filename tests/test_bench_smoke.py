@@ -139,3 +139,50 @@ def test_report_markdown_charts_and_json(quick_run):
     # the markdown also went to stdout, and progress went to stderr step by step
     assert "## fanout — " in quick_run["stdout"]
     assert "[fanout " in quick_run["stderr"]
+
+
+def _bench_module(module, *args, tmp_path):
+    env = dict(os.environ)
+    env.pop("BLAZE_GREEN_NO_PATCH", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    (shutil.which("redis-server") is None or shutil.which("redis-cli") is None)
+    and not os.environ.get("CI"),
+    reason="needs redis-server and redis-cli",
+)
+@pytest.mark.parametrize("cluster", [False, True], ids=["one-redis", "redis-cluster"])
+def test_rooms_bench_counts_match_the_model(tmp_path, cluster):
+    """`python -m bench.rooms` at a tiny size: every member gets its messages exactly once and
+    each process receives what the cost model of docs/scaling.md predicts."""
+    out = tmp_path / "rooms.json"
+    args = ["--rooms", "24", "--procs", "3", "--msgs", "2", "--json", str(out)]
+    if cluster:
+        args += ["--redis-cluster", "3"]
+    proc = _bench_module("bench.rooms", *args, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (result,) = json.loads(out.read_text())
+    assert result["exact"]
+    for row in result["rows"]:
+        assert row["received"] == row["predicted_interest"], row
+        assert row["ignored"] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(shutil.which("redis-server") is None and not os.environ.get("CI"), reason="")
+def test_cluster_start_bench_runs(tmp_path):
+    """`python -m bench.cluster_start` at a tiny size reports its table."""
+    proc = _bench_module(
+        "bench.cluster_start", "--sessions", "5", "--count", "20", "--reps", "1", tmp_path=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| this tree |" in proc.stdout

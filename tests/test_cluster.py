@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import json
 import os
+import selectors
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from redis_server import RedisServer
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from wsraw import RawWS
 
 from blaze_green.testing import wait_until
 
@@ -38,7 +41,7 @@ def redis_server():
     server.stop()
 
 
-SUBSCRIBED = "subscribed to blaze_green:bcast:0"
+SUBSCRIBED = "subscribed to blaze_green:ctl:0"
 
 
 def subscribed(server, processes=1):
@@ -172,6 +175,101 @@ def test_two_processes_deliver_every_broadcast_exactly_once_in_order(serve, redi
     assert "dropped" not in stats_a and "dropped" not in stats_b
 
 
+class Drain:
+    """`n` raw /feed sessions whose bytes one thread reads and throws away: subscribers that
+    cost the test process next to nothing, so the servers' timing is what is measured."""
+
+    def __init__(self, port, n):
+        self.socks = [RawWS.connect(port, "/feed").sock for _ in range(n)]
+        self.sel = selectors.DefaultSelector()
+        for sock in self.socks:
+            sock.setblocking(False)
+            self.sel.register(sock, selectors.EVENT_READ)
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            for key, _ in self.sel.select(0.05):
+                with contextlib.suppress(BlockingIOError):
+                    key.fileobj.recv(1 << 16)
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        for sock in self.socks:
+            sock.close()
+
+
+@pytest.mark.redis
+@needs_redis
+def test_other_processes_deliver_while_the_publisher_does(serve, redis_server):
+    """A broadcast leaves for Redis before its local delivery: the other process starts
+    delivering a long burst while the publishing process is still busy with it."""
+    a, b = cluster(serve, redis_server)
+    drains = [Drain(a.port, 200), Drain(b.port, 200)]
+    try:
+        wait_until(lambda: get(a.url + "/count")["cluster"] == 400, 10, what="400 sessions")
+        n = 1000
+        r = requests.post(a.url + "/broadcast", params={"count": n, "tag": "p"}, timeout=30)
+        burst = r.json()
+        assert burst["reached"] == 200 * n
+        wait_until(lambda: get(b.url + "/remote")["n"] >= n, 30, what="b got the burst")
+        remote = get(b.url + "/remote")
+        assert remote["n"] == n  # exactly once
+        local_s = burst["t1"] - burst["t0"]
+        start_s = remote["first"] - burst["t0"]
+        end_s = remote["last"] - burst["t0"]
+        print(
+            f"local burst {local_s * 1000:.1f} ms; the other process started delivering "
+            f"{start_s * 1000:.1f} ms after it began, finished {end_s * 1000:.1f} ms"
+        )
+        # Before: the first PUBLISH left only once the whole local burst was done.
+        assert remote["first"] < burst["t1"], (start_s, local_s)
+    finally:
+        for d in drains:
+            d.close()
+
+
+@pytest.mark.redis
+@needs_redis
+def test_concurrent_publishers_keep_their_order_in_every_process(serve, redis_server):
+    """Three processes broadcast at the same time: every session, wherever it is, gets each
+    publisher's messages exactly once and in that publisher's order."""
+    servers = cluster(serve, redis_server, n=3)
+    n = 300
+
+    async def scenario():
+        clients = []
+        for server in servers:
+            clients += await open_clients(server.ws_url("/feed"), 10)
+        await asyncio.gather(
+            *(post(s.url + "/broadcast", count=n, tag=f"t{i}") for i, s in enumerate(servers))
+        )
+        tags = [f"t{i}" for i in range(len(servers))]
+        await until(
+            lambda: all(len(c.tagged(t)) >= n for c in clients for t in tags), 20, "all bursts"
+        )
+        for i, s in enumerate(servers):
+            await post(s.url + "/broadcast", count=1, tag=f"end{i}")
+        await until(lambda: all(c.tagged(f"end{i}") for c in clients for i in range(3)), 10, "ends")
+        for c in clients:
+            for t in tags:
+                assert c.tagged(t) == list(range(n)), t
+            assert len(c.msgs) == 3 * n + 3
+            # Messages from the three publishers really interleaved somewhere (else this test
+            # would only repeat the sequential one).
+        interleaved = sum(
+            1 for c in clients if [m["tag"] for m in c.msgs[:n]] != [c.msgs[0]["tag"]] * n
+        )
+        await asyncio.gather(*(c.close() for c in clients))
+        return interleaved
+
+    interleaved = asyncio.run(scenario())
+    print(f"{interleaved} of 30 clients saw the publishers interleaved")
+
+
 @pytest.mark.redis
 @needs_redis
 def test_gunicorn_two_workers_share_broadcasts(serve, redis_server):
@@ -200,6 +298,79 @@ def test_gunicorn_two_workers_share_broadcasts(serve, redis_server):
         await asyncio.gather(*(c.close() for c in clients))
 
     asyncio.run(scenario())
+
+
+# -- interest-based routing ---------------------------------------------------------------------
+
+
+def channel(path):
+    return f"blaze_green:bcast:0:{path}"
+
+
+@pytest.mark.redis
+@needs_redis
+def test_processes_subscribe_only_to_paths_with_local_sessions(serve, redis_server):
+    """Each process hears the paths it has sessions on and nothing else; the channel is
+    dropped when its last local session leaves, and taken again by the next one."""
+    a, b, c = cluster(serve, redis_server, n=3)
+    n = 50
+    with contextlib.ExitStack() as stack:
+
+        def join(server, room):
+            ws = stack.enter_context(connect(server.ws_url(f"/rooms/{room}"), open_timeout=5))
+            assert json.loads(ws.recv(timeout=5)) == {"hello": server.pid}
+            return ws
+
+        on_a, on_b = join(a, "x"), join(b, "x")
+        on_c = join(c, "y")
+        assert redis_server.numsub(channel("/rooms/x")) == 2  # a and b; confirmed before hello
+        assert redis_server.numsub(channel("/rooms/y")) == 1
+        for server, room in ((a, "x"), (c, "y"), (b, "y")):  # b publishes on y with nobody there
+            r = requests.post(
+                server.url + "/broadcast",
+                params={"count": n, "tag": room, "path": f"/rooms/{room}"},
+                timeout=10,
+            )
+            r.raise_for_status()
+        for ws, want in ((on_a, ["x"] * n), (on_b, ["x"] * n), (on_c, ["y"] * (2 * n))):
+            got = [json.loads(ws.recv(timeout=5))["tag"] for _ in want]
+            assert got == want
+        wait_until(lambda: get(c.url + "/stats").get("published") == n, 5, what="c's replies")
+        stats = {s: get(s.url + "/stats") for s in (a, b, c)}
+        assert stats[b].get("received", 0) == n  # a's x, not c's y (b has nobody on y)
+        assert stats[a].get("received", 0) == 0  # nothing from y reached a's socket
+        assert stats[c].get("received", 0) == n  # b's y only; a's x never reached c
+        assert all(s.get("ignored", 0) == 0 for s in stats.values())
+        assert [stats[s]["subscriptions"] for s in (a, b, c)] == [1, 1, 1]
+
+        on_b.close()  # b's last session on x: b unsubscribes
+        wait_until(lambda: redis_server.numsub(channel("/rooms/x")) == 1, 5, what="b leaves x")
+        assert get(b.url + "/stats")["subscriptions"] == 0
+        again = join(b, "x")  # subscribed again (and confirmed) before on_open said hello
+        assert redis_server.numsub(channel("/rooms/x")) == 2
+        requests.post(a.url + "/broadcast", params={"tag": "x2", "path": "/rooms/x"}, timeout=5)
+        assert json.loads(again.recv(timeout=5))["tag"] == "x2"
+
+
+@pytest.mark.redis
+@needs_redis
+def test_a_new_path_hears_what_is_published_once_on_open_returned(serve, redis_server):
+    """The race: a session that opens on a path new to its process must get a message that
+    another process broadcasts as soon as the session's on_open has run. 40 fresh rooms,
+    each published to the moment the greeting (sent by on_open) arrives."""
+    a, b = cluster(serve, redis_server)
+    with connect(a.ws_url("/feed")) as feed_a:  # a also has a session, on another path
+        json.loads(feed_a.recv(timeout=5))
+        session = requests.Session()
+        for i in range(40):
+            with connect(b.ws_url(f"/rooms/new{i}"), open_timeout=5) as ws:
+                assert json.loads(ws.recv(timeout=5)) == {"hello": b.pid}  # on_open returned
+                r = session.post(
+                    a.url + "/broadcast", params={"tag": f"n{i}", "path": f"/rooms/new{i}"}
+                )
+                assert r.json()["reached"] == 0
+                assert json.loads(ws.recv(timeout=5))["tag"] == f"n{i}"
+        wait_until(lambda: get(b.url + "/stats")["subscriptions"] == 0, 5, what="all left")
 
 
 # -- counts -------------------------------------------------------------------------------------
@@ -342,6 +513,47 @@ def test_redis_outage_keeps_local_delivery_and_recovers(serve, redis_server):
 
 @pytest.mark.redis
 @needs_redis
+def test_a_hung_redis_never_stalls_broadcast(serve, redis_server):
+    """Redis stopped (SIGSTOP: the TCP connection stays up, nothing is read or answered): a
+    burst far larger than the socket buffers still returns at once and reaches the local
+    session; the publish connection is dropped as an outage once its PUBLISH is unanswered
+    for 2 s, and delivery across processes resumes after SIGCONT."""
+    a, b = cluster(serve, redis_server)
+    with connect(a.ws_url("/feed"), max_size=None) as ca, connect(b.ws_url("/feed")) as cb:
+        assert json.loads(ca.recv(timeout=5)) == {"hello": a.pid}
+        assert json.loads(cb.recv(timeout=5)) == {"hello": b.pid}
+        redis_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = requests.post(
+                a.url + "/broadcast",
+                params={"count": 300, "tag": "hung", "size": 64 * 1024},  # ~19 MiB
+                timeout=10,
+            )
+            took = time.monotonic() - t0
+            assert r.json()["reached"] == 300
+            assert took < 2.0, f"broadcast took {took:.2f} s with Redis hung"
+            for i in range(300):  # the local session gets all of it
+                assert json.loads(ca.recv(timeout=10))["seq"] == i
+            a.wait_for_output("unreachable", 10)  # the unanswered PUBLISH: an outage
+        finally:
+            redis_server.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        seq = 0
+        while True:  # resumes by itself; what was published meanwhile may arrive or not
+            requests.post(a.url + "/broadcast", params={"tag": "after", "start": seq}, timeout=5)
+            try:
+                msg = json.loads(cb.recv(timeout=0.3))
+            except TimeoutError:
+                assert time.monotonic() < deadline, "delivery did not resume after SIGCONT"
+                seq += 1
+                continue
+            if msg["tag"] == "after":
+                break
+
+
+@pytest.mark.redis
+@needs_redis
 def test_redis_unreachable_at_start(serve):
     redis_server = RedisServer()  # its port, not started yet
     try:
@@ -428,3 +640,106 @@ def test_without_broker_nothing_changes(serve):
 def test_gunicorn_workers_without_broker_warn(serve):
     server = serve("cluster_app:app", mode="gunicorn", workers=2, env={"BLAZE_BROKER_URL": ""})
     server.wait_for_output("only the sessions of the worker that calls it", 10)
+
+
+# -- Redis Cluster (sharded pub/sub) ------------------------------------------------------------
+
+needs_redis_cluster = pytest.mark.skipif(
+    (shutil.which("redis-server") is None or shutil.which("redis-cli") is None)
+    and not os.environ.get("CI"),
+    reason="needs redis-server and redis-cli (apt-get install redis-server redis-tools)",
+)
+
+
+@pytest.fixture
+def redis_cluster():
+    from redis_server import RedisCluster
+
+    try:
+        cluster_ = RedisCluster(masters=3).start()  # 3 masters + 3 replicas on free ports
+    except RuntimeError as exc:  # a port taken between choosing and binding: once more
+        print(f"starting the Redis Cluster again: {exc}")
+        cluster_ = RedisCluster(masters=3).start()
+    yield cluster_
+    cluster_.stop()
+
+
+@pytest.mark.redis
+@needs_redis_cluster
+def test_redis_cluster_sharded_pubsub_delivers_exactly_once_in_order(serve, redis_cluster):
+    """redis+cluster://: rooms whose channels live on different masters; every session gets
+    every message of its room once, in order; counts across processes work too."""
+    env = {"BLAZE_BROKER_URL": redis_cluster.url}
+    a, b = (subscribed(serve("cluster_app:app", env=env)) for _ in range(2))
+    rooms = [f"/rooms/k{i}" for i in range(6)]
+    owners = {redis_cluster.master_of(channel(r)).port for r in rooms}
+    assert len(owners) >= 2, "the rooms' channels should spread over several masters"
+    n = 50
+
+    async def scenario():
+        clients = {}
+        for r in rooms:
+            clients[r] = await open_clients(a.ws_url(r), 1) + await open_clients(b.ws_url(r), 1)
+        for r in rooms:  # both processes SSUBSCRIBEd on the master that owns the channel
+            owner = redis_cluster.master_of(channel(r))
+            reply = owner.command("PUBSUB", "SHARDNUMSUB", channel(r))
+            assert reply.rsplit(b":", 1)[1].strip() == b"2", (r, reply)
+        for r in rooms:
+            await post(a.url + "/broadcast", count=n, tag=r, path=r)
+            await post(b.url + "/broadcast", count=n, tag=r + "b", path=r)
+        for r in rooms:
+            await until(lambda r=r: all(len(c.msgs) >= 2 * n for c in clients[r]), 20, f"room {r}")
+        await asyncio.sleep(0.3)  # a duplicate would arrive by now
+        for r in rooms:
+            for c in clients[r]:
+                assert c.tagged(r) == list(range(n)) and c.tagged(r + "b") == list(range(n))
+                assert len(c.msgs) == 2 * n
+        await asyncio.gather(*(c.close() for cs in clients.values() for c in cs))
+
+    asyncio.run(scenario())
+    with connect(a.ws_url("/feed")), connect(b.ws_url("/feed")):
+        wait_until(lambda: get(a.url + "/count")["cluster"] == 2, 5, what="cluster count 2")
+
+
+@pytest.mark.redis
+@needs_redis_cluster
+def test_redis_cluster_master_killed_replica_takes_over(serve, redis_cluster):
+    """The master that owns /feed's channel is killed: its replica is promoted, delivery
+    resumes by itself, and no message is delivered twice."""
+    env = {"BLAZE_BROKER_URL": redis_cluster.url}
+    a, b = (subscribed(serve("cluster_app:app", env=env)) for _ in range(2))
+    with connect(b.ws_url("/feed")) as cb:
+        assert json.loads(cb.recv(timeout=5)) == {"hello": b.pid}
+        seen = []
+
+        def send_until_received(start, timeout):
+            seq = start
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                requests.post(a.url + "/broadcast", params={"tag": "f", "start": seq}, timeout=5)
+                seq += 1
+                try:
+                    while True:
+                        seen.append(json.loads(cb.recv(timeout=0.05))["seq"])
+                except TimeoutError:
+                    pass
+                if seen and seen[-1] >= start:
+                    return seq
+            raise AssertionError(f"nothing from {start} on arrived within {timeout} s")
+
+        seq = send_until_received(0, 10)
+        master = redis_cluster.master_of(channel("/feed"))
+        master.kill()
+        killed_at = seq
+        seq = send_until_received(seq, 40)  # the replica takes over (node timeout 1 s)
+        assert redis_cluster.master_of(channel("/feed")) is not master
+        # Then everything arrives again: 20 more, all of them.
+        for i in range(seq, seq + 20):
+            requests.post(a.url + "/broadcast", params={"tag": "f", "start": i}, timeout=5)
+        deadline = time.monotonic() + 10
+        while (not seen or seen[-1] < seq + 19) and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                seen.append(json.loads(cb.recv(timeout=0.2))["seq"])
+        assert seen == sorted(set(seen)), "a message arrived twice or out of order"
+        assert set(range(seq, seq + 20)) <= set(seen)
+        print(f"{seq - killed_at} broadcasts during the failover, {len(seen)} received in all")

@@ -255,7 +255,7 @@ def test_broker_metrics_with_a_real_redis(serve):
         a = serve("metrics_app:app", env=env)
         b = serve("metrics_app:app", env=env)
         for server in (a, b):
-            server.wait_for_output("subscribed to blaze_green:bcast:0", 10)
+            server.wait_for_output("subscribed to blaze_green:ctl:0", 10)
         with connect(b.ws_url("/chat/lobby")) as ws:
             wait_until(lambda: stats(b)["sessions"]["open"].get("/chat/:room") == 1, 5)
             r = requests.post(a.url + "/broadcast", params={"path": "/chat/lobby"}, timeout=5)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gevent.event import Event
+
 __all__ = ["Broker", "BrokerHost", "make_broker"]
 
 
@@ -42,8 +44,16 @@ class Broker(Protocol):
     def publish(self, path: str, opcode: int, payload: bytes) -> None:
         """Queue one already-serialized message for the other processes; never blocks."""
 
+    def watch(self, path: str) -> Event | None:
+        """A session registers on `path`: subscribe to its channel if it is the first. An
+        Event to wait on (bounded) before the session's on_open runs, or None."""
+
+    def unwatch(self, path: str) -> None:
+        """The last session on `path` left this process: unsubscribe."""
+
     def metrics_snapshot(self) -> dict[str, Any]:
-        """published, received, dropped, reconnects, connected, seconds_since_contact."""
+        """published, received, ignored, dropped, reconnects, subscriptions, connected,
+        seconds_since_contact."""
 
     def cluster_count(self, path: str) -> int:
         """Sessions on `path` in every live process (counts at most a few seconds old)."""
@@ -57,8 +67,15 @@ class Broker(Protocol):
 
 def make_broker(url: str, host: BrokerHost) -> Broker:
     scheme = url.split(":", 1)[0].lower()
+    if scheme == "redis+cluster":
+        from .cluster import ClusterBroker
+
+        return ClusterBroker(url, host)
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisBroker
 
         return RedisBroker(url, host)
-    raise ValueError(f"unsupported broker URL {url!r}: use redis://host:port/db")
+    raise ValueError(
+        f"unsupported broker URL {url!r}: use redis://host:port/db or "
+        "redis+cluster://host:port,host:port"
+    )

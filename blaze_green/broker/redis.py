@@ -2,21 +2,36 @@
 
 One `RedisBroker` per process (per gunicorn worker), created and started when the server starts.
 All of its I/O happens on its own greenlets; the only calls that reach it from request handlers
-are `publish()` (an append to an in-memory outbox, no I/O) and `cluster_count()` (one short
-Redis read with a 0.5 s timeout, answered locally while Redis is known to be down).
+are `publish()` (a non-blocking send, or an append to a bounded buffer), `watch()`/`unwatch()`
+(bookkeeping) and `cluster_count()` (one short Redis read with a 0.5 s timeout, answered
+locally while Redis is known to be down).
 
 Broadcast
-    All paths share one channel, ``{prefix}:bcast:{db}`` (prefix ``blaze_green`` unless the URL
-    says ``?prefix=NAME``; the database number is in the name because pub/sub ignores
-    databases). `publish()` appends the already serialized message to a bounded outbox (10,000
-    messages; on overflow the oldest are dropped and counted, with a warning at most once a
-    minute) and wakes the publisher greenlet, which sends the whole outbox as pipelines of
-    PUBLISH (up to 1,000 per round trip), in order. The subscriber greenlet holds a dedicated
-    connection in SUBSCRIBE mode, skips messages carrying this process's node id (they were
-    delivered locally when they were broadcast), builds each frame once and hands it to the
-    local registry. Order per publisher holds because one greenlet publishes, one batch at a
-    time, and Redis keeps the order of one connection's messages. The process hears the others
-    from the moment it logs ``broker ...: subscribed to ...`` (a moment after it starts serving).
+    Each path has its own channel, ``{prefix}:bcast:{db}:{path}`` (prefix ``blaze_green``
+    unless the URL says ``?prefix=NAME``; the database number is in the name because pub/sub
+    ignores databases), and a process subscribes to it only while it has sessions on that path
+    (interest-based routing, see `blaze_green.broker.interest`): the runtime calls `watch()`
+    when a session registers and `unwatch()` when a path's last session leaves. A path's first
+    session waits (at most 2 s, in the runtime) for the SUBSCRIBE reply, so that its on_open
+    runs once every message published from then on reaches it. The subscription connection
+    is also subscribed to ``{prefix}:ctl:{db}``, so it stays in subscribed mode with no path;
+    one greenlet reads it, another (the only writer once it listens) sends the SUBSCRIBE and
+    UNSUBSCRIBE commands and the keepalive PING. After a reconnection every watched path is
+    subscribed again at once.
+
+    `publish()` runs before the local delivery and writes the PUBLISH straight to the publish
+    connection's socket with a non-blocking send (`blaze_green.broker.pubconn`), so the other
+    processes deliver while this one does; what the kernel does not take waits in a bounded
+    buffer (8 MiB) that the publisher greenlet sends, and beyond it messages are dropped and
+    counted, with a warning at most once a minute. Before the first connection, messages wait
+    in an outbox of 10,000. A reader greenlet counts the replies; a PUBLISH unanswered for the
+    socket timeout (2 s) means a hung Redis: the connection is dropped as an outage. The
+    subscriber skips messages carrying this process's node id (they were delivered locally
+    when they were broadcast) and counts as ``ignored`` those for a path it has just left;
+    it builds each frame once and hands it to the local registry. Order per publisher holds
+    because every PUBLISH of a process goes down one connection in call order (callers and
+    the publisher greenlet never interleave: neither yields between checking the buffer and
+    sending), and Redis keeps the order of one connection's commands.
 
 Wire format (version 1), one Redis message per broadcast::
 
@@ -91,6 +106,9 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     RedisError = Exception  # type: ignore[assignment,misc]
 
 from ..ws.frames import OP_BINARY, OP_TEXT
+from .interest import Interest
+from .pubconn import PublishConnection, ReplyError
+from .resp import encode_command
 
 if TYPE_CHECKING:
     from . import BrokerHost
@@ -200,7 +218,6 @@ class RedisBroker:
     """
 
     outbox_size = 10_000
-    batch_size = 1_000
     count_interval = 1.0
     count_ttl = 5.0
     lock_ttl = 10.0
@@ -210,6 +227,11 @@ class RedisBroker:
     backoff_max = 5.0
     keepalive = 5.0  # PING an idle subscription this often; no answer by the next: reconnect
     stop_timeout = 1.5
+    publish_command = b"PUBLISH"  # SPUBLISH on a Redis Cluster shard (blaze_green.broker.cluster)
+    subscribe_command = b"SUBSCRIBE"
+    unsubscribe_command = b"UNSUBSCRIBE"
+    merge_subscriptions = True
+    unsent_bytes = 8 << 20  # what the publish socket has not taken yet, at most
 
     def __init__(
         self, url: str, host: BrokerHost, *, prefix: str | None = None, **options: Any
@@ -245,12 +267,26 @@ class RedisBroker:
         self._quick = redis.Redis(connection_pool=self._quick_pool)
         # Pub/sub ignores the database number: put it in the channel name, so that apps on
         # different databases of one Redis stay apart, as their keys do.
-        self._channel = f"{self.prefix}:bcast:{self._pool.connection_kwargs.get('db', 0)}"
+        db = self._pool.connection_kwargs.get("db", 0)
+        # One channel per path ({prefix}:bcast:{db}:{path}), subscribed while the path has
+        # local sessions; the control channel keeps the connection in subscribed mode.
+        self._channel_prefix = f"{self.prefix}:bcast:{db}:".encode()
+        self._control = f"{self.prefix}:ctl:{db}"
+        self._interest = Interest(
+            self._channel_for,
+            self.subscribe_command,
+            self.unsubscribe_command,
+            merge=self.merge_subscriptions,
+        )
+        self._sub_conn: Any = None  # the listening connection, while there is one
+        self._sub_wake = Event()
+        self._ping_due = False
         self._count_script = self._client.register_script(_COUNT_SCRIPT)
         self._renew_script = self._client.register_script(_RENEW_SCRIPT)
         self._release_script = self._client.register_script(_RELEASE_SCRIPT)
 
-        self._outbox: collections.deque[tuple[str, int, bytes]] = collections.deque()
+        self._outbox: collections.deque[bytes] = collections.deque()  # until connected
+        self._pubconn: PublishConnection | None = None
         self._wake = Event()
         self._pub_up = True  # False while the publisher knows Redis is unreachable
         self._overflow_logged = float("-inf")  # monotonic time of the last overflow warning
@@ -277,6 +313,7 @@ class RedisBroker:
         for name, fn in (
             ("publisher", self._publisher),
             ("subscriber", self._subscriber),
+            ("subscription writer", self._sub_writer),
             ("counts", self._counter),
         ):
             g = Greenlet(self._guard, name, fn)
@@ -292,6 +329,8 @@ class RedisBroker:
             except GreenletExit:
                 raise
             except Exception:
+                if self._stopped:
+                    return  # stop() closed its sockets under it
                 log.exception(
                     "broker %s: the %s loop raised; restarting it", self.display_url, name
                 )
@@ -301,13 +340,18 @@ class RedisBroker:
         if self._stopped:
             return
         self._stopped = True
+        conn = self._pubconn
+        if conn is not None and conn.unsent and not self._down:
+            # What callers' writes left over, briefly.
+            with gevent.Timeout(self.stop_timeout / 2, False), contextlib.suppress(OSError):
+                conn.flush()
+        self._interest.release_all()
         gevent.killall(self._greenlets, block=True, timeout=1.0)
         self._greenlets = []
         if not self._down:
             # Bounded: Redis may have just gone away and a connect or read could wait.
             with gevent.Timeout(self.stop_timeout, False):
                 try:
-                    self._flush_outbox()
                     for key in list(self._held):
                         self._release_script(keys=[key], args=[self.node_id])
                     self._held.clear()
@@ -318,6 +362,9 @@ class RedisBroker:
                 except (RedisError, OSError) as exc:
                     log.debug("broker %s: cleanup on stop failed: %s", self.display_url, exc)
         self._outbox.clear()
+        if self._pubconn is not None:
+            self._pubconn.close()
+            self._pubconn = None
         self._pool.disconnect()
         self._quick_pool.disconnect()
 
@@ -328,6 +375,8 @@ class RedisBroker:
             "published": self.stats["published"],
             "received": self.stats["received"],
             "dropped": self.stats["dropped"],
+            "ignored": self.stats["ignored"],
+            "subscriptions": len(self._interest.watched),
             "reconnects": self.stats["reconnects"],
             "connected": self._subscribed_once and not self._down and not self._stopped,
             "seconds_since_contact": None if contact is None else time.monotonic() - contact,
@@ -395,88 +444,143 @@ class RedisBroker:
     # -- broadcast: publishing ------------------------------------------------------------
 
     def publish(self, path: str, opcode: int, payload: bytes) -> None:
-        """Queue one serialized message for the other processes; no I/O, never blocks."""
+        """Send one serialized message to the other processes now if the socket takes it,
+        else queue it (bounded); never blocks and never yields."""
         if self._stopped:
             return
         if not self._pub_up:
             self.stats["dropped"] += 1
             return
+        try:
+            message = pack_message(self._node, path, opcode, payload)
+        except struct.error:  # a path longer than 65,535 bytes
+            self.stats["dropped"] += 1
+            self._error(ValueError(f"path too long to publish: {path[:60]}..."))
+            return
+        command = encode_command(self.publish_command, self._interest.channel(path), message)
+        conn = self._pubconn
+        if conn is not None:
+            if conn.write(command):
+                if conn.unsent:
+                    self._wake.set()  # the kernel took part of it: the writer sends the rest
+                return
+            if conn.broken is not None:
+                self._wake.set()
+                self.stats["dropped"] += 1
+                return
+            self._overflow()
+            return
+        # Not connected yet (starting): queue, bounded; the writer sends it once connected.
         outbox = self._outbox
         if len(outbox) >= self.outbox_size:
             outbox.popleft()
-            self.stats["dropped"] += 1
-            self.stats["overflowed"] += 1
-            now = time.monotonic()
-            if now - self._overflow_logged >= 60.0:  # at most one line a minute
-                self._overflow_logged = now
-                log.warning(
-                    "broker %s: outbox full (%d messages): Redis does not keep up; the oldest "
-                    "messages are dropped for the other processes (%d so far)",
-                    self.display_url,
-                    self.outbox_size,
-                    self.stats["overflowed"],
-                )
-        outbox.append((path, opcode, payload))
-        self._wake.set()
+            self._overflow()
+        outbox.append(command)
+
+    def _overflow(self) -> None:
+        self.stats["dropped"] += 1
+        self.stats["overflowed"] += 1
+        now = time.monotonic()
+        if now - self._overflow_logged >= 60.0:  # at most one line a minute
+            self._overflow_logged = now
+            log.warning(
+                "broker %s: publish backlog full: Redis does not keep up; messages are dropped "
+                "for the other processes (%d so far)",
+                self.display_url,
+                self.stats["overflowed"],
+            )
 
     def _publisher(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                started = time.monotonic()
-                try:
-                    self._flush_outbox()
-                except (RedisError, OSError) as exc:
-                    self._fail(exc, started)
-                    self.stats["dropped"] += len(self._outbox)
-                    self._outbox.clear()
-                    self._pub_up = False
-                    self._probe()
-                    self._pub_up = True
-
-    def _flush_outbox(self) -> None:
-        """Send the outbox in pipelines of up to batch_size PUBLISH; raises on failure (the
-        failed batch is counted as dropped)."""
-        outbox = self._outbox
-        node, channel = self._node, self._channel
-        while outbox:
-            n = min(len(outbox), self.batch_size)
-            batch = [outbox.popleft() for _ in range(n)]
-            pipe = self._client.pipeline(transaction=False)
-            for path, opcode, payload in batch:
-                try:
-                    message = pack_message(node, path, opcode, payload)
-                except struct.error:  # a path longer than 65,535 bytes
-                    self.stats["dropped"] += 1
-                    self._error(ValueError(f"path too long to publish: {path[:60]}..."))
-                    continue
-                pipe.publish(channel, message)
-            sent = len(pipe)
-            if not sent:
-                continue
-            try:
-                pipe.execute()
-            except BaseException:
-                self.stats["dropped"] += sent
-                raise
-            self.stats["published"] += sent
-
-    def _probe(self) -> None:
-        """Wait, with backoff, until a PING succeeds."""
+        """Connect the publish connection, hand it what queued meanwhile, send what the
+        callers' writes left over; on a failure drop what is in flight and reconnect."""
         delay = self.backoff_min
+        kwargs = self._pool.connection_kwargs
+        tls = self._pool.connection_class is redis.SSLConnection
         while True:
-            delay = self._backoff(delay)
+            conn = PublishConnection(
+                kwargs,
+                client_name=f"blaze_green:{self.node_id}:pub",
+                connect_timeout=kwargs.get("socket_connect_timeout") or 1.0,
+                reply_timeout=kwargs.get("socket_timeout") or 2.0,
+                max_unsent=self.unsent_bytes,
+                tls=tls,
+            )
             started = time.monotonic()
             try:
-                self._client.ping()
-            except (RedisError, OSError) as exc:
+                conn.connect()
+            except (RedisError, OSError, ReplyError, ValueError) as exc:
+                conn.close()
                 self._fail(exc, started)
+                self._pub_lost(None)
+                delay = self._backoff(delay)
                 continue
             self._ok(started)
-            return
+            delay = self.backoff_min
+            self._pub_up = True
+            while self._outbox:
+                command = self._outbox.popleft()
+                if not conn.write(command):
+                    self._overflow()
+            self._pubconn = conn
+            reader = gevent.spawn(self._read_replies, conn)
+            started = time.monotonic()
+            try:
+                while True:
+                    self._wake.wait()
+                    self._wake.clear()
+                    if reader.dead:
+                        raise conn.broken or ConnectionError("publish connection lost")
+                    started = time.monotonic()
+                    conn.flush()
+            except (RedisError, OSError, ReplyError, ValueError) as exc:
+                self._fail(exc, started)
+            finally:
+                self._pubconn = None
+                reader.kill(block=False)
+                conn.close()
+            self._pub_lost(conn)
+            delay = self._backoff(delay)
+
+    def _pub_lost(self, conn: PublishConnection | None) -> None:
+        """The publish connection failed: what it had not had answered may be lost."""
+        lost = len(self._outbox) + (conn.unanswered if conn is not None else 0)
+        self.stats["dropped"] += lost
+        self._outbox.clear()
+        self._pub_up = False
+
+    def _read_replies(self, conn: PublishConnection) -> None:
+        try:
+            while True:
+                started = time.monotonic()
+                ok, errors = conn.read_replies(self.keepalive)
+                self.stats["published"] += ok
+                if ok:
+                    self._ok(started)
+                for message in errors:
+                    self.stats["dropped"] += 1
+                    self._error(ReplyError(message))
+        except (OSError, ValueError) as exc:
+            conn.broken = exc
+            self._wake.set()
 
     # -- broadcast: subscribing -----------------------------------------------------------
+
+    def watch(self, path: str) -> Event | None:
+        """A session registers on `path` (see blaze_green.broker.interest): the Event to
+        wait on when its subscription is being set up now and Redis is reachable, else None."""
+        ev = self._interest.watch(path)
+        if ev is None:
+            return None
+        self._sub_wake.set()
+        return ev if self._sub_conn is not None else None
+
+    def unwatch(self, path: str) -> None:
+        """The last local session on `path` left: unsubscribe from its channel."""
+        if self._interest.unwatch(path):
+            self._sub_wake.set()
+
+    def _channel_for(self, path: str) -> bytes:
+        return self._channel_prefix + path.encode("utf-8", "surrogateescape")
 
     def _subscriber(self) -> None:
         delay = self.backoff_min
@@ -485,7 +589,8 @@ class RedisBroker:
             started = time.monotonic()
             try:
                 conn.connect()
-                conn.send_command("SUBSCRIBE", self._channel)
+                channels = self._interest.resubscribe()
+                conn.send_command("SUBSCRIBE", self._control, *channels)
                 reply = conn.read_response()
                 if not reply or reply[0] != b"subscribe":
                     raise RedisError(f"unexpected reply to SUBSCRIBE: {reply!r}")
@@ -495,16 +600,45 @@ class RedisBroker:
                     log.info(
                         "broker %s: subscribed to %s as node %s",
                         self.display_url,
-                        self._channel,
+                        self._control,
                         self.node_id,
                     )
                 delay = self.backoff_min
+                self._sub_conn = conn
+                self._sub_wake.set()  # changes queued while connecting
                 self._listen(conn)
             except (RedisError, OSError) as exc:
                 self._fail(exc, started)
             finally:
+                self._sub_conn = None
                 conn.disconnect()
             delay = self._backoff(delay)
+
+    def _sub_writer(self) -> None:
+        """The only greenlet that writes to the subscription connection once it listens:
+        SUBSCRIBE/UNSUBSCRIBE as paths gain their first or lose their last session, and the
+        keepalive PING."""
+        while True:
+            self._sub_wake.wait()
+            self._sub_wake.clear()
+            conn = self._sub_conn
+            if conn is None:
+                continue  # the subscriber subscribes everything watched when it connects
+            commands = [encode_command(cmd, *chs) for cmd, chs in self._interest.take_changes()]
+            if self._ping_due:
+                self._ping_due = False
+                commands.append(encode_command(b"PING"))
+            if not commands:
+                continue
+            started = time.monotonic()
+            try:
+                conn.send_packed_command([b"".join(commands)], check_health=False)
+            except (RedisError, OSError) as exc:
+                # The listener then finds the connection closed; what is watched is
+                # subscribed again on the next one.
+                self._fail(exc, started)
+                with contextlib.suppress(Exception):
+                    conn.disconnect()
 
     def _listen(self, conn: Any) -> None:
         pinged = False
@@ -514,15 +648,26 @@ class RedisBroker:
                     raise redis.exceptions.TimeoutError(
                         f"no answer to PING within {self.keepalive} s"
                     )
-                conn.send_command("PING")
+                self._ping_due = True
+                self._sub_wake.set()
                 pinged = True
                 continue
             reply = conn.read_response()
+            if not isinstance(reply, list):  # +PONG of a connection without subscriptions
+                pinged = False
+                continue
             kind = reply[0]
-            if kind == b"message":
+            if kind in (b"message", b"smessage"):
                 self._on_message(reply[2])
+            elif kind in (b"subscribe", b"ssubscribe"):
+                self._interest.confirmed(reply[1])
             elif kind == b"pong":
                 pinged = False
+            elif kind == b"sunsubscribe":
+                self._on_sunsubscribe(reply[1])
+
+    def _on_sunsubscribe(self, channel: bytes) -> None:
+        """Only on a Redis Cluster shard (blaze_green.broker.cluster): its slot moved."""
 
     def _on_message(self, data: bytes) -> None:
         try:
@@ -533,7 +678,12 @@ class RedisBroker:
                 log.warning("broker %s: ignoring a malformed message: %s", self.display_url, exc)
             return
         if node == self._node:
-            return  # ours: delivered locally when it was broadcast
+            self.stats["own"] += 1  # ours: delivered locally when it was broadcast
+            return
+        if path not in self._interest.watched:
+            # Published just before this process unsubscribed: nobody here is on that path.
+            self.stats["ignored"] += 1
+            return
         self.stats["received"] += 1
         # Framing is cheap; a second snapshot of the path's sessions to avoid it is not.
         self._host.deliver_remote(path, opcode, payload)
@@ -633,6 +783,8 @@ class RedisBroker:
             except GreenletExit:
                 raise
             except Exception:
+                if self._stopped:
+                    return  # stop() closed its sockets under it
                 log.exception("singleton task %r raised", name)
 
         child = Greenlet(body)

@@ -67,6 +67,11 @@ class Registry:
         """How many open sessions `path` has (dead ones are pruned, as by `sessions`)."""
         return len(self.sessions(path))
 
+    def has_sessions(self, path: str) -> bool:
+        """Whether `path` has any session registered (O(1): no pruning)."""
+        with self._lock:
+            return bool(self._paths.get(path))
+
     def paths(self) -> list[str]:
         with self._lock:
             return list(self._paths)
