@@ -20,6 +20,9 @@ app = App(
     ping_interval=None,
     header_timeout=float(os.environ.get("HEADER_TIMEOUT", "10")),
     send_queue_size=int(os.environ.get("QUEUE", "100000")),
+    # the 64 MiB flood test queues more than the default 16 MiB byte bound while the
+    # client catches up; the overflow test sets QUEUE instead
+    send_queue_bytes=int(os.environ.get("QUEUE_BYTES", str(256 << 20))),
 )
 
 
