@@ -7,6 +7,7 @@
     python -m bench.hostile --probes slowloris --slow 2000
     python -m bench.hostile --probes broadcast15k --sessions 15000 --broadcasts 20
     python -m bench.hostile --probes redishang --feeds 50 --rate 200 --hang 10
+    python -m bench.hostile --probes redishang --feeds 1 --rate 200 --loop-size 65536
     python -m bench.hostile --probes sigterm --clients 2000 --rate 20
     python -m bench.hostile --quick                           # tiny sizes (a smoke run)
 
@@ -34,9 +35,10 @@ numbers go to docs/BENCHMARKS.md with the command that produced them.
 - redishang: a Redis broker (its own redis-server), server A with a broadcast loop on /feed at
   RATE/s and FEEDS local sessions, server B with one session (remote delivery). Redis is
   SIGSTOPped for HANG s mid-loop, then SIGCONTed: local deliveries/s per session before /
-  during / after, A's max event-loop lag per phase (its 10 ms sleeper), the broker backlog
-  (bytes waiting for Redis, max) and drops, and on B: deliveries per phase, duplicates, order
-  errors and how long after SIGCONT remote delivery resumed.
+  during / after, A's max event-loop lag and RSS per phase (its 10 ms sleeper), the broker
+  backlog (bytes waiting for Redis, max; LOOP_SIZE 65536 fills its 8 MiB) and drops, and on
+  B: deliveries per phase, duplicates, order errors and how long after SIGCONT remote
+  delivery resumed.
 - sigterm: CLIENTS sessions (`loadgen -E idle`) on /feed with a broadcast loop at RATE/s; the
   server gets SIGTERM: close frames with 1001, connections dropped without one, on_close
   count (written by the server at exit), exit status and time to exit (shutdown_timeout 10 s).
@@ -587,14 +589,19 @@ def probe_broadcast(n: int, count: int, spacing: float = 0.5, size: int = 100) -
 
 
 def probe_redishang(
-    feeds: int, rate: float, before_s: float = 5.0, hang_s: float = 10.0, after_s: float = 10.0
+    feeds: int,
+    rate: float,
+    before_s: float = 5.0,
+    hang_s: float = 10.0,
+    after_s: float = 10.0,
+    size: int = 100,
 ) -> dict:
     redis = Redis()
     servers: list[Server] = []
     readers: list[FeedReaders] = []
     try:
         broker = {"BLAZE_BROKER_URL": redis.url}
-        a = Server({**broker, "HOSTILE_LOOP_HZ": str(rate)})
+        a = Server({**broker, "HOSTILE_LOOP_HZ": str(rate), "HOSTILE_LOOP_SIZE": str(size)})
         servers.append(a)
         b = Server(broker)
         servers.append(b)
@@ -611,7 +618,8 @@ def probe_redishang(
         def sample() -> None:  # A's stats every 0.25 s, through its own HTTP
             while not stop.is_set():
                 s = a.stats()
-                samples.append({"t": time.monotonic(), **s["stats"].get("broker", {})})
+                broker = s["stats"].get("broker", {})
+                samples.append({"t": time.monotonic(), "rss_kib": s["rss_kib"], **broker})
                 time.sleep(0.25)
 
         def phase(name: str, seconds: float) -> None:
@@ -626,6 +634,7 @@ def probe_redishang(
                 "end": end,
                 "lag_max_ms": s["lag_max_ms"],
                 "backlog_max_bytes": max((x.get("backlog_bytes", 0) for x in window), default=0),
+                "rss_max_kib": max((x["rss_kib"] for x in window), default=s["rss_kib"]),
             }
 
         watcher = threading.Thread(target=sample, daemon=True)
@@ -641,12 +650,14 @@ def probe_redishang(
         stop.set()
         watcher.join()
         last = a.stats()["stats"].get("broker", {})
-        r: dict = {"probe": "redishang", "feeds": feeds, "rate": rate, "hang_s": hang_s}
+        r: dict = {"probe": "redishang", "feeds": feeds, "rate": rate, "size": size}
+        r["hang_s"] = hang_s
         for name, p in phases.items():
             seconds = p["end"] - p["start"]
             r[f"local_rate_{name}"] = round(local.count(p["start"], p["end"]) / seconds / feeds, 1)
             r[f"remote_rate_{name}"] = round(remote.count(p["start"], p["end"]) / seconds, 1)
             r[f"lag_max_ms_{name}"] = p["lag_max_ms"]
+            r[f"rss_max_kib_{name}"] = p["rss_max_kib"]
         r["backlog_max_bytes"] = max(p["backlog_max_bytes"] for p in phases.values())
         resumed = [t for t, _ in remote.got[0] if t >= cont]
         r["remote_resumed_s"] = round(resumed[0] - cont, 2) if resumed else None
@@ -739,6 +750,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=None, help="loop rate (redishang 200, sigterm 20)"
     )
     ap.add_argument("--hang", type=float, default=10.0)
+    ap.add_argument("--loop-size", type=int, default=100, help="redishang message bytes")
     ap.add_argument("--clients", type=int, default=2000)
     ap.add_argument("--quick", action="store_true", help="tiny sizes")
     ns = ap.parse_args(argv)
@@ -766,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                 before_s=2.0 if quick else 5.0,
                 hang_s=ns.hang,
                 after_s=4.0 if quick else 10.0,
+                size=ns.loop_size,
             )
         elif name == "sigterm":
             r = probe_sigterm(ns.clients, ns.rate or 20.0)
