@@ -135,7 +135,7 @@ def test_redis_hang_keeps_local_delivery_and_resumes_without_duplicates(serve, f
         try:
             # A PUBLISH unanswered for 2 s is an outage: until then the backlog grows.
             deadline = hung + 15
-            while "unreachable" not in server_log(a):
+            while "unreachable" not in a.output:
                 assert time.monotonic() < deadline, "the hung Redis was never detected"
                 samples.append(stats(a))
                 time.sleep(0.05)
@@ -171,10 +171,6 @@ def test_redis_hang_keeps_local_delivery_and_resumes_without_duplicates(serve, f
         for reader in readers:
             reader.close()
         redis.stop()
-
-
-def server_log(server) -> str:
-    return server.output
 
 
 def test_sigterm_under_load_closes_every_client_with_1001(serve, tmp_path):
