@@ -206,15 +206,19 @@ class FeedReaders:
                     sock.send(masked(0x8, payload[:2]))
         del buf[:pos]
 
+    def snapshot(self) -> list[list[tuple[float, int]]]:
+        """Copies of what each session got so far (the reader thread keeps appending)."""
+        return [list(got) for got in self.got]
+
     def count(self, start: float, end: float) -> int:
-        return sum(1 for got in self.got for t, _ in got if start <= t < end)
+        return sum(1 for got in self.snapshot() for t, _ in got if start <= t < end)
 
     def duplicates(self) -> int:
-        return sum(len(got) - len({seq for _, seq in got}) for got in self.got)
+        return sum(len(got) - len({seq for _, seq in got}) for got in self.snapshot())
 
     def order_errors(self) -> int:
         return sum(
-            1 for got in self.got for a, b in zip(got, got[1:], strict=False) if b[1] <= a[1]
+            1 for got in self.snapshot() for a, b in zip(got, got[1:], strict=False) if b[1] <= a[1]
         )
 
     def close(self) -> None:
@@ -579,6 +583,8 @@ def probe_broadcast(n: int, count: int, spacing: float = 0.5, size: int = 100) -
             "rss_before_kib": before["rss_kib"],
             "kib_per_session": round((during["rss_kib"] - before["rss_kib"]) / n, 2),
             "server_cpu_pct": result.get("server_cpu_pct"),
+            "loadgen_cpu_pct": result.get("gen_cpu_pct"),
+            "machine_busy_pct": result.get("machine_busy_pct"),  # of one core, all processes
             "command": f"loadgen -t 180 -H -p PID fanout {HOST} PORT {n} {count} {size}",
         }
         if result.get("error"):
@@ -668,6 +674,8 @@ def probe_redishang(
         r["broker_dropped"] = last.get("dropped")
         r["broker_reconnects"] = last.get("reconnects")
         r["local_closed"] = sum(1 for c in local.closes if c is not None)
+        r["local_close_codes"] = sorted({c for c in local.closes if c is not None})
+        r["slow_consumer_closes"] = a.stats()["stats"]["broadcast"]["slow_consumer_closes"]
         return r
     finally:
         for reader in readers:
