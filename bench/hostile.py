@@ -118,6 +118,14 @@ class Server:
 
 
 def ws_connect(port: int, rcvbuf: int | None = None, path: str = "/echo") -> socket.socket:
+    return ws_connect_rest(port, rcvbuf, path)[0]
+
+
+def ws_connect_rest(
+    port: int, rcvbuf: int | None = None, path: str = "/echo"
+) -> tuple[socket.socket, bytes]:
+    """A WebSocket handshake; the socket and the bytes read past the 101's head (the first
+    frames, when the server sends at once: a feed under a broadcast loop)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -133,7 +141,7 @@ def ws_connect(port: int, rcvbuf: int | None = None, path: str = "/echo") -> soc
         head += chunk
     if not head.startswith(b"HTTP/1.1 101"):
         raise ConnectionError(head[:100])
-    return sock
+    return sock, head[head.index(b"\r\n\r\n") + 4 :]
 
 
 def masked(opcode: int, payload: bytes) -> bytes:
@@ -148,10 +156,11 @@ class FeedReaders:
     the connection ended without a close frame)."""
 
     def __init__(self, port: int, k: int, path: str = "/feed") -> None:
-        self.socks = [ws_connect(port, path=path) for _ in range(k)]
+        opened = [ws_connect_rest(port, path=path) for _ in range(k)]
+        self.socks = [sock for sock, _ in opened]
         self.got: list[list[tuple[float, int]]] = [[] for _ in range(k)]
         self.closes: list[int | None] = [None] * k
-        self._bufs = [bytearray() for _ in range(k)]
+        self._bufs = [bytearray(rest) for _, rest in opened]  # frames that came with the 101
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -161,6 +170,7 @@ class FeedReaders:
         for i, sock in enumerate(self.socks):
             sock.setblocking(False)
             sel.register(sock, selectors.EVENT_READ, i)
+            self._parse(i, sock, time.monotonic())
         while not self._stop.is_set() and sel.get_map():
             for key, _ in sel.select(0.1):
                 i, sock = key.data, key.fileobj
