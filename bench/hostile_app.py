@@ -1,16 +1,30 @@
 """The server of `python -m bench.hostile`: blaze_green with its default limits.
 
-python bench/hostile_app.py PORT      (app.listen patches; prints "ready" once listening)
+python bench/hostile_app.py PORT      (app.listen patches; PORT 0: a free one, in its log line)
 
-Env: HOSTILE_PING (ping_interval s, "0": off; default 5), HOSTILE_PING_TIMEOUT (default 20, as App).
-ws /echo echoes. GET /stats: this process's RSS (KiB), open fds, sessions on /echo and
-`app.stats()` (ping timeouts, slow-consumer closes).
+Env: HOSTILE_PING (ping_interval s, "0": off; default 5), HOSTILE_PING_TIMEOUT (default 20, as
+App), HOSTILE_SHUTDOWN (shutdown_timeout s, default App's), HOSTILE_SPACING (s between the
+broadcasts of one `go`, default 0.5), HOSTILE_LOOP_HZ (a broadcast loop on /feed at this rate,
+0: none), HOSTILE_LOOP_SIZE (its message size, default 100), HOSTILE_CLOSES_FILE (where the
+on_close count is written at exit). A broker comes from BLAZE_BROKER_URL, as for any App.
+
+- ws /echo echoes; ws /feed only receives (the loop's and the `go` broadcasts).
+- ws /control: ``go N COUNT SIZE`` (bench/servers/_proto.py's protocol: wait for N sessions on
+  /feed, then COUNT broadcasts of ~SIZE bytes ``{"seq":I,"ts":T,"pad":...}``), here spaced
+  HOSTILE_SPACING apart instead of in a row, then ``done``.
+- GET /stats: RSS (KiB), open fds, sessions on /echo and /feed, on_open/on_close counts, the
+  loop's next seq, the max event-loop lag (ms) since the last ``?reset=1``, and `app.stats()`.
+
+The lag monitor is a greenlet that sleeps 10 ms in a loop and records how late it woke: the
+longest time the hub was blocked (by a hung broker, a CPU loop) plus its scheduling delay.
+At exit (after SIGTERM's shutdown) the on_close count is printed and written to the file.
 """
 
 import os
 import sys
+import time
 
-from blaze_green import App
+from blaze_green import App, delay
 
 
 def _seconds(name: str, default: float) -> float | None:
@@ -18,11 +32,22 @@ def _seconds(name: str, default: float) -> float | None:
     return value or None
 
 
+options = {}
+if os.environ.get("HOSTILE_SHUTDOWN"):
+    options["shutdown_timeout"] = float(os.environ["HOSTILE_SHUTDOWN"])
 app = App(
     allowed_origins="*",
     ping_interval=_seconds("HOSTILE_PING", 5.0),
     ping_timeout=_seconds("HOSTILE_PING_TIMEOUT", 20.0),
+    **options,
 )
+SPACING = float(os.environ.get("HOSTILE_SPACING", "0.5"))
+LOOP_HZ = float(os.environ.get("HOSTILE_LOOP_HZ", "0"))
+LOOP_SIZE = int(os.environ.get("HOSTILE_LOOP_SIZE", "100"))
+TICK = 0.01
+counts = {"opens": 0, "closes": 0}
+lag = {"max_ms": 0.0, "samples": 0}
+loop = {"seq": 0}
 
 
 def rss_kib() -> int:
@@ -33,17 +58,90 @@ def rss_kib() -> int:
     return -1
 
 
+def message(seq: int, size: int) -> str:
+    head = f'{{"seq":{seq},"ts":{time.time():.6f},"pad":"'
+    return head + "x" * max(0, size - len(head) - 2) + '"}'
+
+
 @app.get("/stats")
 def stats(req):
-    return {
+    out = {
         "rss_kib": rss_kib(),
         "fds": len(os.listdir("/proc/self/fd")),
         "sessions": app.connections("/echo"),
+        "feed": app.connections("/feed"),
+        **counts,
+        "loop_seq": loop["seq"],
+        "lag_max_ms": round(lag["max_ms"], 2),
+        "lag_samples": lag["samples"],
         "stats": app.stats(),
     }
+    if req.query.get("reset"):
+        lag["max_ms"], lag["samples"] = 0.0, 0
+    return out
 
 
-app.ws("/echo", on_message=lambda ws, msg: ws.send(msg))
+def opened(ws):
+    counts["opens"] += 1
+
+
+def closed(ws):
+    counts["closes"] += 1
+
+
+def control(ws, msg):
+    parts = str(msg).split()
+    if len(parts) != 4 or parts[0] != "go":
+        ws.close(1003, "expected: go N COUNT SIZE")
+        return
+    n, count, size = (int(p) for p in parts[1:])
+    deadline = time.monotonic() + 30
+    while app.connections("/feed") < n and time.monotonic() < deadline:
+        delay(0.01)
+    for i in range(count):
+        if i:
+            delay(SPACING)
+        app.broadcast("/feed", message(i, size))
+    ws.send("done")
+
+
+def lag_monitor():
+    while True:
+        start = time.monotonic()
+        delay(TICK)
+        late = (time.monotonic() - start - TICK) * 1000
+        lag["samples"] += 1
+        if late > lag["max_ms"]:
+            lag["max_ms"] = late
+
+
+def broadcast_loop():
+    # Paced by the clock, not by sleeps, so a slow round does not lower the rate.
+    start = time.monotonic()
+    while True:
+        app.broadcast("/feed", message(loop["seq"], LOOP_SIZE))
+        loop["seq"] += 1
+        wait = start + loop["seq"] / LOOP_HZ - time.monotonic()
+        delay(max(0.0, wait))
+
+
+app.ws("/echo", on_message=lambda ws, msg: ws.send(msg), on_open=opened, on_close=closed)
+app.ws("/feed", on_open=opened, on_close=closed)
+app.ws("/control", on_message=control)
+app.spawn(lag_monitor)
+if LOOP_HZ > 0:
+    app.spawn(broadcast_loop)
+
+
+def main() -> None:
+    app.listen(port=int(sys.argv[1]), host="127.0.0.1")
+    # listen() returns once the shutdown is over: every session's on_close has run.
+    print(f"hostile-app exit: on_open {counts['opens']} on_close {counts['closes']}", flush=True)
+    path = os.environ.get("HOSTILE_CLOSES_FILE")
+    if path:
+        with open(path, "w") as out:
+            out.write(f"{counts['opens']} {counts['closes']}\n")
+
 
 if __name__ == "__main__":
-    app.listen(port=int(sys.argv[1]))
+    main()

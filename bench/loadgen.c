@@ -10,7 +10,7 @@
  * Build:  gcc -O2 -o bench/build/loadgen bench/loadgen.c -lz
  *
  * Usage:  loadgen [-s] [-z] [-J] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S]
- *                 [-d MAX_S] [-g GO_N] [-H] MODE ARGS...
+ *                 [-d MAX_S] [-g GO_N] [-H] [-E] MODE ARGS...
  *   fanout HOST PORT N COUNT SIZE
  *   echo   HOST PORT CLIENTS SECONDS SIZE
  *   big    HOST PORT MSG_BYTES COUNT text|binary
@@ -63,6 +63,11 @@
  *   -t  give up after this many seconds (connect phase; fanout delivery); default 60
  *   -w  echo warm-up seconds before the window opens; default 1
  *   -d  big: stop after this many seconds even if COUNT is not reached (at least 1 message)
+ *   -E  idle: the server is expected to close the connections (a shutdown): a close frame
+ *       or an EOF from the server is counted, not an error, and the hold ends once every
+ *       connection is closed. The JSON gains "closes" (close frames), "close_1001" (those
+ *       with code 1001), "eof_drops" (closed without a close frame) and "all_closed_s"
+ *       (from the first close frame to the last connection closed).
  *
  * Every mode prints ONE line of JSON on stdout at the end (idle also prints
  * {"ready": N} when all connections are open). Exit status 0 on success,
@@ -132,7 +137,7 @@ static int nconns;
 static conn control;           /* fanout control connection */
 static int launched, opened, failed, inflight;
 static int server_pids[MAX_PIDS], n_server_pids, aux_pids[MAX_PIDS], n_aux_pids;
-static int opt_sio = 0, opt_hold = 0, opt_z = 0, opt_json = 0; static long opt_go_n = -1;
+static int opt_sio = 0, opt_hold = 0, opt_z = 0, opt_json = 0, opt_expect_close = 0; static long opt_go_n = -1;
 static double opt_timeout = 60.0, opt_warmup = 1.0, opt_maxdur = 0.0;
 static const char *mode;
 static char errbuf[512];
@@ -168,6 +173,8 @@ static long b_done; static uint64_t b_mismatch; static int b_finished;
 
 /* idle */
 static double i_hold; static int i_ready_printed; static double i_ready_t;
+/* -E: the server's closes */
+static uint64_t x_closes, x_1001, x_eof; static double x_first_t, x_last_t;
 
 /* wire accounting (data messages on every connection but the fanout control one) and
    permessage-deflate */
@@ -447,7 +454,8 @@ static void conn_failed_early(conn *c, const char *why) {
 
 static int lost; /* open connections the server dropped while measuring */
 static void conn_lost(conn *c, const char *why) {
-    if (c->state == ST_OPEN && !stop_flag) { set_error("connection %d on %s lost: %s", c->id, c->path, why); lost++; }
+    if (opt_expect_close && c->state == ST_OPEN && c->kind == K_IDLE) { x_eof++; x_last_t = mono(); }
+    else if (c->state == ST_OPEN && !stop_flag) { set_error("connection %d on %s lost: %s", c->id, c->path, why); lost++; }
     conn_close(c); c->state = ST_CLOSED;
 }
 
@@ -587,7 +595,10 @@ static size_t parse(conn *c, char *d, size_t n) {
             if (op == 0x9) { if (c->state == ST_OPEN) send_frame(c, 0xA, pl, len); }
             else if (op == 0x8) {
                 if (c->state == ST_CLOSING) { conn_close(c); c->state = ST_CLOSED; return n; }
-                if (!stop_flag) { set_error("server closed %s connection %d (close frame)", c->path, c->id); lost++; }
+                if (opt_expect_close && c->kind == K_IDLE) {
+                    x_closes++; x_last_t = mono(); if (x_closes == 1) x_first_t = x_last_t;
+                    if (len >= 2 && ((((unsigned char)pl[0]) << 8) | (unsigned char)pl[1]) == 1001) x_1001++;
+                } else if (!stop_flag) { set_error("server closed %s connection %d (close frame)", c->path, c->id); lost++; }
                 send_frame(c, 0x8, pl, len >= 2 ? 2 : 0);
                 conn_close(c); c->state = ST_CLOSED;
                 return n;
@@ -902,7 +913,7 @@ static int hold_until_usr1(long n) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen [-s] [-z] [-J] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] [-g GO_N] [-H] MODE ARGS\n"
+            "usage: loadgen [-s] [-z] [-J] [-p PIDS] [-a PIDS] [-t TIMEOUT_S] [-w WARMUP_S] [-d MAX_S] [-g GO_N] [-H] [-E] MODE ARGS\n"
             "  fanout HOST PORT N COUNT SIZE\n  echo HOST PORT CLIENTS SECONDS SIZE\n"
             "  big HOST PORT MSG_BYTES COUNT text|binary\n  idle HOST PORT N HOLD_S [PATH]\n");
     exit(2);
@@ -950,7 +961,7 @@ static void fill_utf8(char *p, size_t n) {
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "+p:a:t:w:d:g:sHzJ")) != -1) {
+    while ((opt = getopt(argc, argv, "+p:a:t:w:d:g:sHzJE")) != -1) {
         switch (opt) {
         case 'p': n_server_pids = parse_pids(optarg, server_pids); break;
         case 'a': n_aux_pids = parse_pids(optarg, aux_pids); break;
@@ -959,6 +970,7 @@ int main(int argc, char **argv) {
         case 'H': opt_hold = 1; break;
         case 'z': opt_z = 1; break;
         case 'J': opt_json = 1; break;
+        case 'E': opt_expect_close = 1; break;
         case 't': opt_timeout = atof(optarg); break;
         case 'w': opt_warmup = atof(optarg); break;
         case 'd': opt_maxdur = atof(optarg); break;
@@ -1082,13 +1094,23 @@ int main(int argc, char **argv) {
         if (connect_all(&connect_s) == 0) {
             printf("{\"ready\": %d, \"connect_s\": %.3f}\n", opened, connect_s); fflush(stdout);
             i_ready_printed = 1; i_ready_t = mono();
-            while (mono() - i_ready_t < i_hold && stop_flag != 2 && !end_hold) loop_once(50);
+            while (mono() - i_ready_t < i_hold && stop_flag != 2 && !end_hold) {
+                loop_once(50);
+                if (opt_expect_close) { /* ends once the server has closed every connection */
+                    int open_n = 0; for (int i = 0; i < nconns; i++) if (conns[i].fd >= 0) open_n++;
+                    if (open_n == 0) break;
+                }
+            }
         } else rc = 1;
         stop_flag = 1;
         int alive = 0; for (int i = 0; i < nconns; i++) if (conns[i].state == ST_OPEN) alive++;
-        if (!rc && alive != n) { set_error("%d of %d connections survived the hold", alive, n); rc = 1; }
+        if (!rc && alive != n && !opt_expect_close) { set_error("%d of %d connections survived the hold", alive, n); rc = 1; }
         printf("{\"mode\":\"idle\",\"n\":%d,\"opened\":%d,\"alive_at_end\":%d,\"hold_s\":%.1f,\"held_s\":%.3f,\"connect_s\":%.3f",
                n, opened, alive, i_hold, i_ready_printed ? mono() - i_ready_t : 0.0, connect_s);
+        if (opt_expect_close)
+            printf(",\"closes\":%llu,\"close_1001\":%llu,\"eof_drops\":%llu,\"all_closed_s\":%.3f",
+                   (unsigned long long)x_closes, (unsigned long long)x_1001, (unsigned long long)x_eof,
+                   x_closes ? x_last_t - x_first_t : -1.0);
         json_wire(stdout); json_err(stdout); puts("}");
         if (wire_failed()) rc = 1;
     } else usage();

@@ -264,7 +264,15 @@ def _merge_brokers(brokers: list[dict[str, Any]]) -> dict[str, Any]:
     """Counters summed; connected only if every live process is; contact as old as the oldest."""
     merged: dict[str, Any] = {
         key: sum(b.get(key, 0) for b in brokers)
-        for key in ("published", "received", "ignored", "dropped", "reconnects", "subscriptions")
+        for key in (
+            "published",
+            "received",
+            "ignored",
+            "dropped",
+            "reconnects",
+            "subscriptions",
+            "backlog_bytes",
+        )
     }
     merged["connected"] = all(b.get("connected") for b in brokers)
     ages = [

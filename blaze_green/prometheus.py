@@ -200,6 +200,11 @@ class _SnapshotCollector:
                 "Paths whose broker channel this server is subscribed to (they have sessions).",
                 value=broker.get("subscriptions", 0),
             )
+            yield GaugeMetricFamily(
+                P + "broker_backlog_bytes",
+                "Bytes of published messages waiting to reach the broker (bounded).",
+                value=broker.get("backlog_bytes", 0),
+            )
 
         procs = s.get("processes")
         if isinstance(procs, dict):

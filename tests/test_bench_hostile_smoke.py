@@ -1,5 +1,6 @@
-"""Smoke test of `python -m bench.hostile` at tiny sizes (churn and ping flood), so the probes do
-not rot: each starts a real server and real clients. Only counts are checked, no timing."""
+"""Smoke test of `python -m bench.hostile` at tiny sizes (churn, ping flood, broadcast15k and
+sigterm; redishang's small version is in tests/test_faults.py), so the probes do not rot: each
+starts a real server and real clients. Only counts are checked, no timing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ def test_hostile_probes_run_and_report_bounded_costs():
     env = dict(os.environ)
     env.pop("BLAZE_GREEN_NO_PATCH", None)  # conftest sets it; the probe's server must patch
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.hostile", "--quick", "--probes", "churn,pingflood"],
+        [
+            sys.executable,
+            "-m",
+            "bench.hostile",
+            "--quick",
+            "--probes",
+            "churn,pingflood,broadcast15k,sigterm",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -38,4 +46,8 @@ def test_hostile_probes_run_and_report_bounded_costs():
     assert churn["sessions_after"] == 0
     assert flood["pings_sent"] > 0 and flood["slow_consumer_closes"] == 1
     assert flood["rss_growth_kib"] < 8 * 1024
+    fanout, term = results["broadcast15k"], results["sigterm"]
+    assert fanout["deliveries"] == fanout["expected"] == 200 * 5 and fanout["order_errors"] == 0
+    assert fanout["ping_timeouts"] == 0 and fanout["pongs_in_6s"] >= 200
+    assert term["exit_code"] == 0 and term["close_1001"] == term["on_close"] == 100
     assert "| churn |" in proc.stdout and "| pingflood |" in proc.stdout

@@ -53,7 +53,7 @@ class Broker(Protocol):
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """published, received, ignored, dropped, reconnects, subscriptions, connected,
-        seconds_since_contact."""
+        seconds_since_contact, backlog_bytes (bytes waiting to reach the broker)."""
 
     def cluster_count(self, path: str) -> int:
         """Sessions on `path` in every live process (counts at most a few seconds old)."""

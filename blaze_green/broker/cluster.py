@@ -206,7 +206,14 @@ class ClusterBroker(RedisBroker):
         out = super().metrics_snapshot()
         for link in self._links.values():
             snap = link.metrics_snapshot()
-            for key in ("published", "received", "ignored", "dropped", "reconnects"):
+            for key in (
+                "published",
+                "received",
+                "ignored",
+                "dropped",
+                "reconnects",
+                "backlog_bytes",
+            ):
                 out[key] += snap[key]
         out["own"] = self.stats["own"] + sum(link.stats["own"] for link in self._links.values())
         out["subscriptions"] = len(self._path_link)

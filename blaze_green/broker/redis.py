@@ -371,6 +371,10 @@ class RedisBroker:
     def metrics_snapshot(self) -> dict[str, Any]:
         """Counters and state for the metrics (see blaze_green.metrics)."""
         contact = self._last_contact
+        conn = self._pubconn
+        # What waits to reach Redis: the outbox (before the first connection) plus what the
+        # publish socket has not taken; each is bounded (outbox_size, unsent_bytes).
+        backlog = sum(len(c) for c in self._outbox) + (len(conn.unsent) if conn else 0)
         return {
             "published": self.stats["published"],
             "received": self.stats["received"],
@@ -378,6 +382,7 @@ class RedisBroker:
             "ignored": self.stats["ignored"],
             "subscriptions": len(self._interest.watched),
             "reconnects": self.stats["reconnects"],
+            "backlog_bytes": backlog,
             "connected": self._subscribed_once and not self._down and not self._stopped,
             "seconds_since_contact": None if contact is None else time.monotonic() - contact,
         }
