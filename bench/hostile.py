@@ -564,7 +564,8 @@ def probe_broadcast(n: int, count: int, spacing: float = 0.5, size: int = 100) -
                 run.kill()
                 run.wait()
         result = loadgen_result(out.splitlines(), err)
-        end = server.stats()["stats"]["broadcast"]
+        final = server.stats()
+        end = final["stats"]["broadcast"]
         rx = (
             late["stats"]["messages"]["bytes_received"]
             - during["stats"]["messages"]["bytes_received"]
@@ -595,6 +596,8 @@ def probe_broadcast(n: int, count: int, spacing: float = 0.5, size: int = 100) -
             "server_cpu_pct": result.get("server_cpu_pct"),
             "loadgen_cpu_pct": result.get("gen_cpu_pct"),
             "machine_busy_pct": result.get("machine_busy_pct"),  # of one core, all processes
+            # Collections and their pause (ms) per generation, while the broadcasts were written.
+            "gc_during_broadcasts": final["gc_go"],
             "command": f"loadgen -t 180 -H -p PID fanout {HOST} PORT {n} {count} {size}",
         }
         if result.get("error"):

@@ -13,13 +13,17 @@ on_close count is written at exit). A broker comes from BLAZE_BROKER_URL, as for
   /feed, then COUNT broadcasts of ~SIZE bytes ``{"seq":I,"ts":T,"pad":...}``), here spaced
   HOSTILE_SPACING apart instead of in a row, then ``done``.
 - GET /stats: RSS (KiB), open fds, sessions on /echo and /feed, on_open/on_close counts, the
-  loop's next seq, the max event-loop lag (ms) since the last ``?reset=1``, and `app.stats()`.
+  loop's next seq, the max event-loop lag (ms) since the last ``?reset=1``, garbage-collector
+  pauses per generation (``gc``: since start; ``gc_go``: during the last ``go``), and
+  `app.stats()`. ``?young=S``: also how many objects created over the next S seconds are still
+  alive at their end (``young_objects``; the collector is off meanwhile).
 
 The lag monitor is a greenlet that sleeps 10 ms in a loop and records how late it woke: the
 longest time the hub was blocked (by a hung broker, a CPU loop) plus its scheduling delay.
 At exit (after SIGTERM's shutdown) the on_close count is printed and written to the file.
 """
 
+import gc
 import os
 import sys
 import time
@@ -48,6 +52,28 @@ TICK = 0.01
 counts = {"opens": 0, "closes": 0}
 lag = {"max_ms": 0.0, "samples": 0}
 loop = {"seq": 0}
+# Garbage-collector pauses, per generation: collections, total and longest (ms).
+gc_pauses = {g: {"n": 0, "ms": 0.0, "max_ms": 0.0} for g in (0, 1, 2)}
+_gc_start = [0.0]
+
+
+def _gc_timer(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc_start[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _gc_start[0]) * 1000
+    entry = gc_pauses[info["generation"]]
+    entry["n"] += 1
+    entry["ms"] += ms
+    entry["max_ms"] = max(entry["max_ms"], ms)
+
+
+gc.callbacks.append(_gc_timer)
+gc_go: dict = {}  # the collections of the last `go` (its broadcasts and their writes)
+
+
+def _rounded(pauses: dict) -> dict:
+    return {g: {k: round(v, 2) for k, v in e.items()} for g, e in pauses.items()}
 
 
 def rss_kib() -> int:
@@ -74,8 +100,21 @@ def stats(req):
         "loop_seq": loop["seq"],
         "lag_max_ms": round(lag["max_ms"], 2),
         "lag_samples": lag["samples"],
+        "gc": _rounded(gc_pauses),
+        "gc_go": _rounded(gc_go),
         "stats": app.stats(),
     }
+    if req.query.get("young"):
+        # Objects created over YOUNG seconds and still alive at its end (the collector off
+        # meanwhile, so that none ages out of generation 0 and escapes the count): what each
+        # idle session's heartbeats leave for the collector to age into its oldest generation.
+        gc.collect()
+        gc.disable()
+        try:
+            delay(float(req.query["young"]))
+            out["young_objects"] = len(gc.get_objects(0))
+        finally:
+            gc.enable()
     if req.query.get("reset"):
         lag["max_ms"], lag["samples"] = 0.0, 0
     return out
@@ -98,10 +137,15 @@ def control(ws, msg):
     deadline = time.monotonic() + 30
     while app.connections("/feed") < n and time.monotonic() < deadline:
         delay(0.01)
+    before = {g: dict(e) for g, e in gc_pauses.items()}
     for i in range(count):
         if i:
             delay(SPACING)
         app.broadcast("/feed", message(i, size))
+    delay(SPACING)  # the last broadcast's writes
+    gc_go.clear()
+    for g, e in gc_pauses.items():
+        gc_go[g] = {"n": e["n"] - before[g]["n"], "ms": e["ms"] - before[g]["ms"]}
     ws.send("done")
 
 

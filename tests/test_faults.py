@@ -105,6 +105,39 @@ def test_broadcast_to_300_sessions_with_pings_on(serve):
     assert end["ping_timeouts"] == 0 and end["slow_consumer_closes"] == 0
 
 
+def test_heartbeats_leave_the_collector_nothing_to_age(serve):
+    """300 sessions answering pings every 0.3 s and receiving 20 broadcasts a second: over
+    1.5 s (five heartbeat rounds, 30 write rounds) they leave fewer than one new live object
+    per 10 sessions. Before, each write round made two lists per session that lived until the
+    next; gevent's recv kept a Waiter, its bound switch and an argument tuple alive per
+    waiting session; and each ping made a pong timer: 2,700 objects here (9 per session), and
+    at 15,000 sessions the collector aged enough of them into its oldest generation to run a
+    full collection (~200-270 ms) every few seconds."""
+    n = 300
+    server = fault_app(serve, HOSTILE_PING=0.3, HOSTILE_PING_TIMEOUT=3, HOSTILE_LOOP_HZ=20)
+    run = loadgen("-t", "60", "-H", "fanout", HOST, str(server.port), str(n), "1", "100")
+    try:
+        ready(run)
+        start = stats(server)["stats"]["messages"]["bytes_received"]
+        wait_until(
+            lambda: stats(server)["stats"]["messages"]["bytes_received"] - start >= 2 * n * 14,
+            30,
+            what="two ping rounds answered",
+        )
+        params = {"young": "1.5"}
+        young = requests.get(server.url + "/stats", params=params, timeout=10).json()
+        answered = stats(server)["stats"]["messages"]["bytes_received"] - start
+        run.send_signal(signal.SIGUSR1)
+        result(run, 30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert young["feed"] == n
+    assert answered >= 6 * n * 14  # the heartbeats did run in the window
+    assert young["young_objects"] < n / 10, young["young_objects"]
+
+
 @pytest.mark.redis
 @needs_redis
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from gevent import GreenletExit, get_hub, sleep
@@ -60,6 +60,7 @@ log = logging.getLogger("blaze_green")
 
 RECV_SIZE = 65536
 _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
+_NO_FRAMES: tuple[bytes, ...] = ()
 
 
 class WebSocketHandlers(NamedTuple):
@@ -135,9 +136,12 @@ class WebSocket:
         "_watcher",
         "_drained",
         "_reader",
+        "_read_watcher",
+        "_wake_reader",
         "_close_timer",
         "_ping_timer",
         "_pong_timer",
+        "_on_pong_timeout",
         "_ping_payload",
         "_queue_limit",
         "_bytes_limit",
@@ -189,15 +193,19 @@ class WebSocket:
         self._state = _OPEN
         self._out: list[bytes] = []
         self._in_flight: memoryview | None = None
-        self._in_flight_frames: list[bytes] = []  # the frames joined into the in-flight chunk
+        # The frames joined into the in-flight chunk (a shared empty tuple when none is).
+        self._in_flight_frames: Sequence[bytes] = _NO_FRAMES
         self._in_flight_count = 0  # how many (for the queue limit: an int is cheaper to read)
         self._flush_scheduled = False
         self._watcher: Any = None
         self._drained: Event | None = None
         self._reader: RawGreenlet | None = None
+        self._read_watcher: Any = None  # the reader's own (plain sockets; see _recv)
+        self._wake_reader: Callable[[], Any] | None = None
         self._close_timer: Any = None
         self._ping_timer: Any = None
         self._pong_timer: Any = None
+        self._on_pong_timeout: Callable[[], None] | None = None
         self._ping_payload: bytes | None = None
         self._queue_limit = host.config.send_queue_size
         self._bytes_limit = host.config.send_queue_bytes
@@ -301,6 +309,7 @@ class WebSocket:
         started by a loop callback, as gevent starts its own: gevent.Greenlet would also record
         its spawning stack and tree, about 1.2 KiB more per idle session."""
         self._reader = RawGreenlet(self._run_guarded, get_hub())
+        self._wake_reader = self._reader.switch  # one bound method, not one per wait
         self._loop.run_callback(self._reader.switch, initial)
 
     def abort(self) -> None:
@@ -382,64 +391,97 @@ class WebSocket:
             self._writes.schedule(self)
 
     def _write_pending(self) -> None:
-        while True:
-            chunk = self._in_flight
-            if chunk is None:
-                out = self._out
-                if not out:
-                    if self._in_flight_count:
-                        self._in_flight_frames = []
-                        self._in_flight_count = 0
-                    if self._watcher is not None:
-                        self._watcher.stop()
-                    if self._drained is not None:
-                        self._drained.set()
-                    return
+        # The common turn (the socket takes everything queued) allocates nothing that outlives
+        # it: a new list per session per write round kept the collector's oldest generation
+        # growing, and at 15,000 sessions its full collections paused the hub for ~270 ms
+        # (`python -m bench.hostile --probes broadcast15k`, gc_during_broadcasts).
+        if self._in_flight is not None and not self._write_in_flight():
+            return
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            sent, events = self._write(data)
+            if sent < 0:
+                return
+            if sent < len(data):
+                # The socket is full: the unsent rest is written when it drains.
                 self._out = []
-                chunk = memoryview(out[0] if len(out) == 1 else b"".join(out))
-                self._room = self._bytes_limit - len(chunk)
-                self._in_flight = chunk
                 self._in_flight_frames = out
                 self._in_flight_count = len(out)
+                self._in_flight = memoryview(data)[sent:]
+                self._room = self._bytes_limit - (len(data) - sent)
                 if self._sample_t0:  # the sampled frame is in this chunk
                     self._chunk_sample_t0, self._sample_t0 = self._sample_t0, 0.0
-            events = 2
-            try:
-                if self._tls:
-                    sent, events = self._tls_write(chunk)
-                else:
-                    sent = os.write(self._fd, chunk)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (OSError, ValueError) as exc:  # ValueError: the SSL socket was shut down
-                log.debug("write to %s failed: %s", self.path, exc)
-                self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
+                self._watch_writable(events)
                 return
-            self._room += sent
-            m = self._metrics
-            if m is not None:
-                m.bytes_written += sent
-            if sent == len(chunk):
-                self._in_flight = None
-                if self._chunk_sample_t0 and m is not None:
-                    m.broadcast_latency.observe(time.monotonic() - self._chunk_sample_t0)
-                    self._chunk_sample_t0 = 0.0
-                continue
-            # Unsent rest: a TLS write that could not finish left sent == 0, so OpenSSL gets
-            # the same buffer again, as it requires.
-            self._in_flight = chunk[sent:]
-            watcher = self._watcher
-            if watcher is not None and self._watch_events != events:
-                watcher.close()
-                watcher = self._watcher = None
-            if watcher is None:
-                watcher = self._watcher = self._loop.io(self._fd, events)
-                self._watch_events = events
-            if not watcher.active:
-                watcher.start(self._write_pending)
-            return
+            out.clear()
+            if self._sample_t0:
+                self._observe_latency(self._sample_t0)
+                self._sample_t0 = 0.0
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._drained is not None:
+            self._drained.set()
 
-    def _tls_write(self, chunk: memoryview) -> tuple[int, int]:
+    def _write_in_flight(self) -> bool:
+        """Write on with the chunk a full socket stopped; True once all of it is written."""
+        chunk = self._in_flight
+        assert chunk is not None
+        sent, events = self._write(chunk)
+        if sent < 0:
+            return False
+        self._room += sent
+        if sent < len(chunk):
+            # A TLS write that could not finish left sent == 0, so OpenSSL gets the same
+            # buffer again, as it requires.
+            self._in_flight = chunk[sent:]
+            self._watch_writable(events)
+            return False
+        self._in_flight = None
+        self._in_flight_frames = _NO_FRAMES
+        self._in_flight_count = 0
+        if self._chunk_sample_t0:
+            self._observe_latency(self._chunk_sample_t0)
+            self._chunk_sample_t0 = 0.0
+        return True
+
+    def _write(self, data: bytes | memoryview) -> tuple[int, int]:
+        """One non-blocking write: (bytes sent, the I/O event to wait for if not all of them);
+        sent is -1 when the connection failed (the session is then ending)."""
+        try:
+            if self._tls:
+                sent, events = self._tls_write(data)
+            else:
+                sent, events = os.write(self._fd, data), 2
+        except (BlockingIOError, InterruptedError):
+            sent, events = 0, 2
+        except (OSError, ValueError) as exc:  # ValueError: the SSL socket was shut down
+            log.debug("write to %s failed: %s", self.path, exc)
+            self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
+            return -1, 2
+        m = self._metrics
+        if m is not None:
+            m.bytes_written += sent
+        return sent, events
+
+    def _observe_latency(self, t0: float) -> None:
+        m = self._metrics
+        if m is not None:
+            m.broadcast_latency.observe(time.monotonic() - t0)
+
+    def _watch_writable(self, events: int) -> None:
+        """Go on writing when the socket can take more (`events`: 2 writable, 1 readable)."""
+        watcher = self._watcher
+        if watcher is not None and self._watch_events != events:
+            watcher.close()
+            watcher = self._watcher = None
+        if watcher is None:
+            watcher = self._watcher = self._loop.io(self._fd, events)
+            self._watch_events = events
+        if not watcher.active:
+            watcher.start(self._write_pending)
+
+    def _tls_write(self, chunk: bytes | memoryview) -> tuple[int, int]:
         """One non-blocking write through the SSL object: (bytes sent, the I/O event to wait
         for when it could not finish). OpenSSL writes all of `chunk` or nothing it reports
         (without partial-write mode the bytes it did put on the wire are remembered, and the
@@ -473,11 +515,11 @@ class WebSocket:
                 rest = _rest_of_current_frame(rest, self._in_flight_frames)
             if rest is not None:
                 self._in_flight = rest
-                self._in_flight_frames = [b""]
+                self._in_flight_frames = (b"",)
                 self._in_flight_count = 1  # counts as one frame in the queue
                 self._room = self._bytes_limit - len(rest)
                 return  # the watcher goes on writing it
-        self._in_flight_frames = []
+        self._in_flight_frames = _NO_FRAMES
         self._in_flight_count = 0
         self._room = self._bytes_limit
         if self._watcher is not None:
@@ -510,10 +552,17 @@ class WebSocket:
         self._queue_control(encode_frame(OP_PING, self._ping_payload))
         timeout = self._host.config.ping_timeout
         if timeout:
-            self._pong_timer = self._loop.timer(timeout)
-            self._pong_timer.start(self._pong_timed_out)
+            # One timer per session, re-armed for each ping (a repeating timer: gevent re-arms
+            # those with again(); a fired one-shot timer restarted would fire at once).
+            timer = self._pong_timer
+            if timer is None:
+                timer = self._pong_timer = self._loop.timer(timeout, timeout)
+                self._on_pong_timeout = self._pong_timed_out
+            timer.again(self._on_pong_timeout)
 
     def _pong_timed_out(self) -> None:
+        if self._pong_timer is not None:
+            self._pong_timer.stop()
         if self._ping_payload is not None and self._state is _OPEN:
             log.info("%s: no pong from %s in time; closing", self.path, self.remote_addr)
             self._end(Ending.PING_TIMEOUT, CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
@@ -547,27 +596,14 @@ class WebSocket:
             data = initial
             while True:
                 if data:
-                    try:
-                        events = parser.feed(data)
-                    except ProtocolError as exc:
-                        # Messages that arrived before the violation are delivered first.
-                        if not any(self._handle(event) for event in exc.events):
-                            self._protocol_error(exc)
+                    if self._consume(parser, data):
                         return
-                    for event in events:
-                        if self._handle(event):
-                            return
                     if len(data) == RECV_SIZE:
-                        # gevent's recv returns at once while data is waiting: a peer that
-                        # keeps the socket full (a ping flood) would never let the hub run
-                        # (timers, other sessions, HTTP). Yield once per full read.
+                        # recv returns at once while data is waiting: a peer that keeps the
+                        # socket full (a ping flood) would never let the hub run (timers,
+                        # other sessions, HTTP). Yield once per full read.
                         sleep(0)
-                try:
-                    # TLS: bytes already decrypted in the SSL object come first, without
-                    # waiting for the descriptor (gevent's SSL recv reads them before waiting).
-                    data = self._sock.recv(RECV_SIZE)
-                except (OSError, ValueError):  # ValueError: an SSL socket that was shut down
-                    data = b""
+                data = self._recv()
                 if self._metrics is not None:
                     self._metrics.bytes_received += len(data)
                 if not data:  # EOF or reset: without a close frame that is 1006
@@ -575,6 +611,53 @@ class WebSocket:
                     return
         finally:
             self._finish()
+
+    def _consume(self, parser: FrameParser, data: bytes) -> bool:
+        """Parse `data` and handle its events; True when the session is over. (A method of
+        its own so that the events die with its frame, not held while the reader waits.)"""
+        try:
+            events = parser.feed(data)
+        except ProtocolError as exc:
+            # Messages that arrived before the violation are delivered first.
+            if not any(self._handle(event) for event in exc.events):
+                self._protocol_error(exc)
+            return True
+        for event in events:  # noqa: SIM110 (a loop, not any(): no generator per read)
+            if self._handle(event):
+                return True
+        return False
+
+    def _recv(self) -> bytes:
+        """The next bytes from the peer; b"" at EOF or on a connection error.
+
+        A plain socket waits on the session's own read watcher, woken by its reader's switch:
+        gevent's recv allocates a Waiter, its bound switch and an argument tuple for every
+        wait, which live as long as the session is idle, so each heartbeat round aged 45,000
+        objects into the collector's oldest generation at 15,000 sessions and set off a full
+        collection (~270 ms) every 5 s (`python -m bench.hostile --probes broadcast15k`)."""
+        if self._tls:
+            try:
+                # Bytes already decrypted in the SSL object come first, without waiting for
+                # the descriptor (gevent's SSL recv reads them before waiting).
+                return self._sock.recv(RECV_SIZE)
+            except (OSError, ValueError):  # ValueError: an SSL socket that was shut down
+                return b""
+        fd = self._fd
+        while True:
+            try:
+                return os.read(fd, RECV_SIZE)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return b""
+            watcher = self._read_watcher
+            if watcher is None:
+                watcher = self._read_watcher = self._loop.io(fd, 1)
+            watcher.start(self._wake_reader)
+            try:
+                get_hub().switch()
+            finally:
+                watcher.stop()
 
     def _handle(self, event: Message | Ping | Pong | Close) -> bool:
         """Act on one event; True when the session is over."""
@@ -639,9 +722,10 @@ class WebSocket:
             if timer is not None:
                 timer.stop()
         self._drop_queue(keep_frame_in_flight=False)
-        if self._watcher is not None:
-            self._watcher.close()
-            self._watcher = None
+        for watcher in (self._watcher, self._read_watcher):
+            if watcher is not None:
+                watcher.close()
+        self._watcher = self._read_watcher = None
         if self.close_code is None:
             self.close_code = CloseCode.ABNORMAL
         self._host.session_ended(self)
@@ -663,7 +747,7 @@ class WebSocket:
             )
 
 
-def _rest_of_current_frame(rest: memoryview, frames: list[bytes]) -> memoryview | None:
+def _rest_of_current_frame(rest: memoryview, frames: Sequence[bytes]) -> memoryview | None:
     """The unsent rest of the frame being written, given the unsent rest of the chunk joined
     from `frames`; None when the chunk stopped on a frame boundary."""
     sent = sum(len(f) for f in frames) - len(rest)
