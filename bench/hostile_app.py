@@ -3,7 +3,8 @@
 python bench/hostile_app.py PORT      (app.listen patches; PORT 0: a free one, in its log line)
 
 Env: HOSTILE_PING (ping_interval s, "0": off; default 5), HOSTILE_PING_TIMEOUT (default 20, as
-App), HOSTILE_SHUTDOWN (shutdown_timeout s, default App's), HOSTILE_SPACING (s between the
+App), HOSTILE_SHUTDOWN (shutdown_timeout s, default App's; likewise HOSTILE_WRITE_THREADS,
+HOSTILE_SEND_QUEUE_BYTES and HOSTILE_CLOSE_TIMEOUT), HOSTILE_SPACING (s between the
 broadcasts of one `go`, default 0.5), HOSTILE_LOOP_HZ (a broadcast loop on /feed at this rate,
 0: none), HOSTILE_LOOP_SIZE (its message size, default 100), HOSTILE_CLOSES_FILE (where the
 on_close count is written at exit). A broker comes from BLAZE_BROKER_URL, as for any App.
@@ -14,7 +15,8 @@ on_close count is written at exit). A broker comes from BLAZE_BROKER_URL, as for
   HOSTILE_SPACING apart instead of in a row, then ``done``.
 - GET /stats: RSS (KiB), open fds, sessions on /echo and /feed, on_open/on_close counts, the
   loop's next seq, the max event-loop lag (ms) since the last ``?reset=1``, garbage-collector
-  pauses per generation (``gc``: since start; ``gc_go``: during the last ``go``), and
+  pauses per generation (``gc``: since start; ``gc_go``: during the last ``go``, until its
+  first session closed), and
   `app.stats()`. ``?young=S``: also how many objects created over the next S seconds are still
   alive at their end (``young_objects``; the collector is off meanwhile).
 
@@ -39,6 +41,13 @@ def _seconds(name: str, default: float) -> float | None:
 options = {}
 if os.environ.get("HOSTILE_SHUTDOWN"):
     options["shutdown_timeout"] = float(os.environ["HOSTILE_SHUTDOWN"])
+for _name, _key, _cast in (
+    ("HOSTILE_WRITE_THREADS", "write_threads", int),
+    ("HOSTILE_SEND_QUEUE_BYTES", "send_queue_bytes", int),
+    ("HOSTILE_CLOSE_TIMEOUT", "close_timeout", float),
+):
+    if os.environ.get(_name):
+        options[_key] = _cast(os.environ[_name])
 app = App(
     allowed_origins="*",
     ping_interval=_seconds("HOSTILE_PING", 5.0),
@@ -70,6 +79,7 @@ def _gc_timer(phase: str, info: dict) -> None:
 
 gc.callbacks.append(_gc_timer)
 gc_go: dict = {}  # the collections of the last `go` (its broadcasts and their writes)
+go_started: dict = {}  # gc_pauses when the running `go` started (empty: none runs)
 
 
 def _rounded(pauses: dict) -> dict:
@@ -126,6 +136,8 @@ def opened(ws):
 
 def closed(ws):
     counts["closes"] += 1
+    if go_started:  # the clients leave once they have every message: their teardown's own
+        _end_gc_go()  # collections are not the broadcasts'
 
 
 def control(ws, msg):
@@ -137,16 +149,21 @@ def control(ws, msg):
     deadline = time.monotonic() + 30
     while app.connections("/feed") < n and time.monotonic() < deadline:
         delay(0.01)
-    before = {g: dict(e) for g, e in gc_pauses.items()}
+    go_started.update({g: dict(e) for g, e in gc_pauses.items()})
+    gc_go.clear()
     for i in range(count):
         if i:
             delay(SPACING)
         app.broadcast("/feed", message(i, size))
     delay(SPACING)  # the last broadcast's writes
-    gc_go.clear()
-    for g, e in gc_pauses.items():
-        gc_go[g] = {"n": e["n"] - before[g]["n"], "ms": e["ms"] - before[g]["ms"]}
+    _end_gc_go()
     ws.send("done")
+
+
+def _end_gc_go() -> None:
+    for g, e in gc_pauses.items():
+        gc_go[g] = {"n": e["n"] - go_started[g]["n"], "ms": e["ms"] - go_started[g]["ms"]}
+    go_started.clear()
 
 
 def lag_monitor():

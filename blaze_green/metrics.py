@@ -87,6 +87,7 @@ class Metrics:
         self.protocol_errors: Counter[int] = Counter()  # by close code (1002, 1007, 1009)
         self.broadcast_latency = Histogram(LATENCY_BUCKETS)
         self.write_rounds = Histogram(ROUND_BUCKETS)
+        self.shared_write_rounds = 0  # rounds written by the writer threads together
         # HTTP.
         self.http_requests: Counter[tuple[str, str, int]] = Counter()  # method, route, status
         self.http_latency: dict[tuple[str, str], Histogram] = {}  # (method, route)
@@ -143,6 +144,7 @@ class Metrics:
                 "protocol_errors": {str(k): v for k, v in sorted(self.protocol_errors.items())},
                 "latency_seconds": self.broadcast_latency.snapshot(),
                 "write_round_seconds": self.write_rounds.snapshot(),
+                "shared_write_rounds": self.shared_write_rounds,
             },
             "http": {
                 "requests": [
@@ -161,6 +163,16 @@ class Metrics:
 
 
 # -- adding up processes ------------------------------------------------------------------------
+
+
+# The broadcast counters summed over processes (a snapshot from an older process may lack one).
+_BROADCAST_COUNTERS = (
+    "broadcasts",
+    "deliveries",
+    "slow_consumer_closes",
+    "ping_timeouts",
+    "shared_write_rounds",
+)
 
 
 def merge(snapshots: list[dict[str, Any]], live: list[bool]) -> dict[str, Any]:
@@ -194,9 +206,7 @@ def merge(snapshots: list[dict[str, Any]], live: list[bool]) -> dict[str, Any]:
         out["sessions"]["handshakes_rejected"].update(sessions["handshakes_rejected"])
         out["messages"].update(snap["messages"])
         b = snap["broadcast"]
-        out["broadcast"]["counters"].update(
-            {k: b[k] for k in ("broadcasts", "deliveries", "slow_consumer_closes", "ping_timeouts")}
-        )
+        out["broadcast"]["counters"].update({k: b.get(k, 0) for k in _BROADCAST_COUNTERS})
         out["broadcast"]["protocol_errors"].update(b["protocol_errors"])
         for key in ("latency_seconds", "write_round_seconds"):
             out["broadcast"][key] = _add_histograms(out["broadcast"][key], b[key])

@@ -114,6 +114,11 @@ class _SnapshotCollector:
                 "Sessions closed with 1013 (send queue overflow).",
             ),
             ("ping_timeouts", "ping_timeouts", "Sessions closed for not answering a ping in time."),
+            (
+                "shared_write_rounds",
+                "shared_write_rounds",
+                "Write rounds written by the writer threads together (write_threads > 1).",
+            ),
         ):
             yield CounterMetricFamily(P + name, doc, value=b.get(key, 0))
         c = CounterMetricFamily(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import Greenlet, monkey
 
-from .config import Config
+from .config import Config, writer_thread_count
 from .metrics import Metrics, merge
 from .metrics_files import SnapshotFiles
 from .models import encode_message
@@ -36,6 +36,7 @@ from .tasks import Task, TaskGroup, resolve
 from .ws.lifecycle import Ending
 from .ws.outgoing import Compressors, OutgoingMessage
 from .ws.registry import Registry
+from .ws.writer_threads import WriterThreads
 from .ws.writes import WriteScheduler
 
 if TYPE_CHECKING:
@@ -65,7 +66,9 @@ class Runtime:
         self.config = config
         self.metrics: Metrics | None = Metrics() if config.metrics else None
         self.registry = Registry()
-        self.writes = WriteScheduler(config.coalesce_window, self.metrics)
+        writers = writer_thread_count(config)
+        threads = WriterThreads(writers) if writers > 1 else None
+        self.writes = WriteScheduler(config.coalesce_window, self.metrics, threads)
         self.compressors = Compressors(config.compression_level, config.compression_threshold)
         self.tasks = TaskGroup(self.metrics)
         self.broker: Broker | None = None

@@ -20,12 +20,13 @@ import requests
 from redis_server import RedisServer
 
 from blaze_green.testing import wait_until
+from blaze_green.ws.frames import Close, FrameParser, Message
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import LOADGEN, build_loadgen  # noqa: E402
-from bench.hostile import FeedReaders  # noqa: E402
+from bench.hostile import FeedReaders, ws_connect_rest  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -136,6 +137,56 @@ def test_heartbeats_leave_the_collector_nothing_to_age(serve):
     assert young["feed"] == n
     assert answered >= 6 * n * 14  # the heartbeats did run in the window
     assert young["young_objects"] < n / 10, young["young_objects"]
+
+
+def test_a_shared_write_round_keeps_readers_whole_and_closes_non_readers_with_1013(serve):
+    """263 sessions, so every round is written by the writer threads together: 260 readers
+    (the load generator) get all 400 broadcasts of 16 KiB in order, while 3 clients that do
+    not read (4 KiB receive buffers) pass send_queue_bytes (256 KiB) and are closed with 1013;
+    drained afterwards, each reads whole frames and then that close frame."""
+    n, count, size, stuck = 260, 400, 16384, 3
+    server = fault_app(
+        serve,
+        HOSTILE_PING=0,
+        HOSTILE_SPACING=0,
+        HOSTILE_WRITE_THREADS=2,
+        HOSTILE_SEND_QUEUE_BYTES=256 * 1024,
+        HOSTILE_CLOSE_TIMEOUT=60,
+    )
+    non_readers = [ws_connect_rest(server.port, rcvbuf=4096, path="/feed") for _ in range(stuck)]
+    run = loadgen("-t", "60", "fanout", HOST, str(server.port), str(n), str(count), str(size))
+    try:
+        r = result(run, 60)  # without -H it sends `go` once its 260 sessions are open
+        for sock, rest in non_readers:
+            parser = FrameParser(max_message_size=None, expect_masked=False)
+            events = parser.feed(rest) if rest else []
+            sock.settimeout(10)
+            while not any(isinstance(e, Close) for e in events):
+                data = sock.recv(65536)
+                assert data, "EOF before the close frame"
+                events += parser.feed(data)
+            messages = [e for e in events if isinstance(e, Message)]
+            assert 0 < len(messages) < count
+            assert all(len(m.data) == size for m in messages)  # whole frames, then the close
+            assert [json.loads(m.data)["seq"] for m in messages] == list(range(len(messages)))
+            assert events[-1].code == 1013
+            sock.close()  # the session ends now (it waited close_timeout for the close frame)
+        wait_until(
+            lambda: stats(server)["stats"]["broadcast"]["slow_consumer_closes"] == stuck,
+            30,
+            what="the three non-readers' sessions ended",
+        )
+        end = stats(server)["stats"]["broadcast"]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for sock, _ in non_readers:
+            sock.close()
+    assert r["deliveries"] == r["expected"] == n * count, r
+    assert r["order_errors"] == 0 and r["parse_errors"] == 0, r
+    assert end["shared_write_rounds"] >= count  # the writer threads wrote the rounds
+    assert end["slow_consumer_closes"] == stuck
 
 
 @pytest.mark.redis

@@ -391,33 +391,72 @@ class WebSocket:
             self._writes.schedule(self)
 
     def _write_pending(self) -> None:
-        # The common turn (the socket takes everything queued) allocates nothing that outlives
-        # it: a new list per session per write round kept the collector's oldest generation
-        # growing, and at 15,000 sessions its full collections paused the hub for ~270 ms
-        # (`python -m bench.hostile --probes broadcast15k`, gc_during_broadcasts).
         if self._in_flight is not None and not self._write_in_flight():
             return
         out = self._out
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             sent, events = self._write(data)
-            if sent < 0:
+            if not self._wrote_queue(data, sent, events):
                 return
-            if sent < len(data):
-                # The socket is full: the unsent rest is written when it drains.
-                self._out = []
-                self._in_flight_frames = out
-                self._in_flight_count = len(out)
-                self._in_flight = memoryview(data)[sent:]
-                self._room = self._bytes_limit - (len(data) - sent)
-                if self._sample_t0:  # the sampled frame is in this chunk
-                    self._chunk_sample_t0, self._sample_t0 = self._sample_t0, 0.0
-                self._watch_writable(events)
+        self._all_written()
+
+    def take_writes(self, fds: list[int], datas: list[bytes]) -> bool:
+        """A shared write round's first step, on the hub (see WriteScheduler): append this
+        session's descriptor and the bytes it should get now, and return True; or return
+        False when there is nothing for another thread to write (nothing queued; a write in
+        flight, which its watcher goes on with; TLS, written here and now: the SSL object
+        and gevent's socket stay on the hub)."""
+        self._flush_scheduled = False
+        out = self._out
+        if self._in_flight is not None or not out or self._tls:
+            if self._in_flight is None:
+                self._write_pending()
+            return False
+        fds.append(self._fd)
+        datas.append(out[0] if len(out) == 1 else b"".join(out))
+        return True
+
+    def written(self, data: bytes, result: int | OSError) -> None:
+        """A shared write round's last step, on the hub: what `os.write(fd, data)` returned
+        or raised in whichever thread wrote it."""
+        if isinstance(result, OSError):
+            if not isinstance(result, (BlockingIOError, InterruptedError)):
+                self._write_failed(result)
                 return
-            out.clear()
-            if self._sample_t0:
-                self._observe_latency(self._sample_t0)
-                self._sample_t0 = 0.0
+            result = 0
+        m = self._metrics
+        if m is not None:
+            m.bytes_written += result
+        if self._wrote_queue(data, result, 2):
+            self._all_written()
+
+    def _wrote_queue(self, data: bytes, sent: int, events: int) -> bool:
+        """Settle a write of the whole queue (`data`, joined from `_out`): True when all of it
+        went. The common turn allocates nothing that outlives it: a new list per session per
+        write round kept the collector's oldest generation growing
+        (tests/test_faults.py::test_heartbeats_leave_the_collector_nothing_to_age)."""
+        if sent < 0:
+            return False
+        out = self._out
+        if sent < len(data):
+            # The socket is full: the unsent rest is written when it drains.
+            self._out = []
+            self._in_flight_frames = out
+            self._in_flight_count = len(out)
+            self._in_flight = memoryview(data)[sent:]
+            self._room = self._bytes_limit - (len(data) - sent)
+            if self._sample_t0:  # the sampled frame is in this chunk
+                self._chunk_sample_t0, self._sample_t0 = self._sample_t0, 0.0
+            self._watch_writable(events)
+            return False
+        out.clear()
+        if self._sample_t0:
+            self._observe_latency(self._sample_t0)
+            self._sample_t0 = 0.0
+        return True
+
+    def _all_written(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
         if self._drained is not None:
@@ -456,13 +495,16 @@ class WebSocket:
         except (BlockingIOError, InterruptedError):
             sent, events = 0, 2
         except (OSError, ValueError) as exc:  # ValueError: the SSL socket was shut down
-            log.debug("write to %s failed: %s", self.path, exc)
-            self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
+            self._write_failed(exc)
             return -1, 2
         m = self._metrics
         if m is not None:
             m.bytes_written += sent
         return sent, events
+
+    def _write_failed(self, exc: Exception) -> None:
+        log.debug("write to %s failed: %s", self.path, exc)
+        self._end(Ending.WRITE_ERROR, CloseCode.ABNORMAL)
 
     def _observe_latency(self, t0: float) -> None:
         m = self._metrics

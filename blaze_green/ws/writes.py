@@ -13,6 +13,10 @@ spent 20 parts writing for each part producing; tying the window to the round ca
 while adding only a fraction of a round to the wait. (Measured with `python -m bench
 --scenarios fanout`; a 20 ms fixed window doubles throughput but makes p99 latency worse than
 websockets'.)
+
+A round over at least `SHARED_ROUND_MIN` sessions is shared with `WriterThreads` when the app
+has `write_threads` > 1: the hub takes every session's bytes, the writer threads (the hub among
+them) write them, and the hub settles each session with its result (see writer_threads.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
+    from .writer_threads import WriteResult, WriterThreads
 
 __all__ = ["WriteScheduler", "Writable"]
 
@@ -30,13 +35,37 @@ class Writable(Protocol):
     def flush_writes(self) -> None:
         """Write what is queued with non-blocking sends (the rest waits for writability)."""
 
+    def take_writes(self, fds: list[int], datas: list[bytes]) -> bool:
+        """Append the descriptor and bytes to write now for a shared round (False: none)."""
+
+    def written(self, data: bytes, result: WriteResult) -> None:
+        """Settle the shared round's write of `data`: what os.write returned or raised."""
+
 
 class WriteScheduler:
     ROUND_SHARE = 8
+    # Below this many sessions a round is written by the hub alone: waking a thread costs
+    # more than the writes it would take (measured with `python -m bench.hostile`).
+    SHARED_ROUND_MIN = 256
 
-    __slots__ = ("_dirty", "_since", "_scheduled", "_window", "_loop", "budget", "metrics")
+    __slots__ = (
+        "_dirty",
+        "_since",
+        "_scheduled",
+        "_window",
+        "_loop",
+        "budget",
+        "metrics",
+        "threads",
+    )
 
-    def __init__(self, budget: float = 0.002, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        budget: float = 0.002,
+        metrics: Metrics | None = None,
+        threads: WriterThreads | None = None,
+    ) -> None:
+        self.threads = threads  # None: every round is written by the hub alone
         self._dirty: list[Writable] = []
         self._since = 0.0
         self._scheduled = False
@@ -72,8 +101,13 @@ class WriteScheduler:
         """Write every dirty session's pending frames now (non-blocking sends)."""
         dirty, self._dirty = self._dirty, []
         start = time.monotonic()
-        for session in dirty:
-            session.flush_writes()
+        if self.threads is not None and len(dirty) >= self.SHARED_ROUND_MIN:
+            self._shared_round(dirty, self.threads)
+            if self.metrics is not None:
+                self.metrics.shared_write_rounds += 1
+        else:
+            for session in dirty:
+                session.flush_writes()
         elapsed = time.monotonic() - start
         self._window = max(self.budget, elapsed / self.ROUND_SHARE)
         if self.metrics is not None:
@@ -83,3 +117,12 @@ class WriteScheduler:
         """Write now if frames have waited a whole window (a burst that does not yield)."""
         if self._dirty and time.monotonic() - self._since >= self._window:
             self.flush()
+
+    @staticmethod
+    def _shared_round(dirty: list[Writable], threads: WriterThreads) -> None:
+        fds: list[int] = []
+        datas: list[bytes] = []
+        takers = [session for session in dirty if session.take_writes(fds, datas)]
+        results = threads.write(fds, datas)
+        for session, data, result in zip(takers, datas, results, strict=True):
+            session.written(data, result)
