@@ -100,26 +100,37 @@ class Registry:
 
         `sample` (a time.monotonic() stamp): the last session that took the frame measures
         how long the frame waited until it was written (the broadcast latency metric)."""
-        targets = self.sessions(path)
-        if exclude is not None:
-            skip = {id(s) for s in _as_iterable(exclude)}
-            targets = [s for s in targets if id(s) not in skip]
+        # The references are copied under the lock (a C-level copy) and followed outside it;
+        # closed sessions refuse the frame in queue_frame, so nothing is pruned here: the
+        # pruning pass of sessions() cost 4-6 ms of a 15,000-session broadcast's 13.
+        with self._lock:
+            refs = list(self._paths.get(path, {}).values())
+        skip = {id(s) for s in _as_iterable(exclude)} if exclude is not None else None
         n = 0
+        last = None
         if message.shared:
             # One frame for everyone (too short to compress): the loop every delivery runs,
             # kept as lean as it can be, since its cost sets how many broadcasts fit in a
             # write window.
             frame = message.plain
-            for ws in targets:
+            for ref in refs:
+                ws = ref()
+                if ws is None or (skip is not None and id(ws) in skip):
+                    continue
                 if ws.queue_frame(frame):
                     n += 1
+                    last = ws
         else:
             frame_for = message.frame_for
-            for ws in targets:
+            for ref in refs:
+                ws = ref()
+                if ws is None or (skip is not None and id(ws) in skip):
+                    continue
                 if ws.queue_frame(frame_for(ws.deflate)):
                     n += 1
-        if sample and n:
-            targets[-1].sample_latency(sample)
+                    last = ws
+        if sample and last is not None:
+            last.sample_latency(sample)
         return n
 
 

@@ -5,8 +5,11 @@ Configured by environment variables so one module serves several tests.
 
 import os
 
+from gevent import monkey
+
 from blaze_green import App, Json, delay, task
 from blaze_green.ws import session as session_module
+from blaze_green.ws import writer_threads as writer_threads_module
 
 QUEUE = int(os.environ.get("QUEUE", "1024"))
 SHUTDOWN = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
@@ -137,8 +140,10 @@ app.spawn(failing_task(app))
 
 
 # Test-only instrumentation: count the socket writes sessions make (they write with os.write
-# on the session's descriptor, from blaze_green.ws.session).
+# on the session's descriptor, from blaze_green.ws.session, or from the writer threads of a
+# shared round, blaze_green.ws.writer_threads: hence a real lock around the count).
 SENDS = [0]
+_SENDS_LOCK = monkey.get_original("threading", "Lock")()
 
 
 class _CountingOS:
@@ -147,11 +152,13 @@ class _CountingOS:
 
     @staticmethod
     def write(fd, data):
-        SENDS[0] += 1
+        with _SENDS_LOCK:
+            SENDS[0] += 1
         return os.write(fd, data)
 
 
 session_module.os = _CountingOS()
+writer_threads_module.os = _CountingOS()
 
 
 @app.get("/sends")
