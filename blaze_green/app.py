@@ -22,6 +22,7 @@ from .config import Config, OriginPolicy
 from .http import HTTPError, Request, Response, to_response
 from .metrics import UNMATCHED
 from .mount import Mount, Mounts, WSGIApp
+from .prefixes import PrefixTable, check_prefix
 from .routing import Router
 from .runtime import Runtime
 from .static import StaticFiles
@@ -122,7 +123,8 @@ class App:
         self._http: Router[Handler] = Router()
         self._ws: Router[_WsRoute] = Router()
         self._mounts = Mounts()
-        self._statics: list[tuple[str, StaticFiles]] = []  # longest prefix first
+        # (prefix, files) at each static prefix ("" for "/", as the files' paths are cut).
+        self._statics: PrefixTable[tuple[str, StaticFiles]] = PrefixTable()
         self._runtime = Runtime(config)
 
     @property
@@ -269,23 +271,11 @@ class App:
         """Serve the files under `directory` at `prefix` + their relative path (GET, HEAD;
         ETag, 304, Range; no path leaves the directory). The app's own routes win over it;
         several prefixes: the longest one matching on a segment boundary. See docs/http.md."""
-        if not isinstance(prefix, str) or not prefix.startswith("/"):
-            raise ValueError(f"a static prefix starts with '/', like '/static', not {prefix!r}")
-        if prefix != "/" and prefix.endswith("/"):
-            raise ValueError(f"write the static prefix without a trailing slash: {prefix[:-1]!r}")
-        prefix = "" if prefix == "/" else prefix
-        if any(p == prefix for p, _ in self._statics):
-            raise ValueError(f"static files are already served at {prefix or '/'!r}")
+        key = "" if check_prefix(prefix, "static prefix") == "/" else prefix
         files = StaticFiles(directory, index=index)
-        self._statics.append((prefix, files))
-        self._statics.sort(key=lambda item: len(item[0]), reverse=True)
+        if not self._statics.add(key, (key, files)):
+            raise ValueError(f"static files are already served at {prefix!r}")
         return files
-
-    def _static_for(self, path: str) -> tuple[str, StaticFiles] | None:
-        for prefix, files in self._statics:
-            if path == prefix or path.startswith(prefix + "/"):
-                return prefix, files
-        return None
 
     # -- sessions, broadcast, tasks -------------------------------------------------------
 
@@ -414,7 +404,7 @@ class App:
                 # GET beside our POST on one path keeps working; docs/flask.md).
                 if self._ws.find(req.path):
                     raise self._no_route(req.path, allowed)
-                static = self._static_for(req.path) if self._statics and not allowed else None
+                static = self._statics.find(req.path) if self._statics and not allowed else None
                 if static is not None:
                     return self._serve_static(environ, start_response, req, static, started)
                 found = self._mounts.find(environ.get("PATH_INFO") or "/") if self._mounts else None

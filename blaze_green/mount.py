@@ -1,7 +1,7 @@
 """Mounted WSGI apps: `app.mount(prefix, wsgi_app)` for the requests blaze_green does not route.
 
-`Mounts` holds the prefixes and finds the longest one that matches a path on a segment
-boundary; `Mount.serve` calls the mounted app with a PEP 3333 environ of its own:
+`Mounts` holds the prefixes and finds the longest one that covers a path (prefixes.py: on a
+segment boundary); `Mount.serve` calls the mounted app with a PEP 3333 environ of its own:
 
 - `SCRIPT_NAME` gains the prefix and `PATH_INFO` keeps the rest (prefix "/" changes neither);
 - `wsgi.input` is the server's stream, which ends at Content-Length; a chunked body is bounded
@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from .http import HTTPError
+from .prefixes import PrefixTable, check_prefix
 
 __all__ = [
     "FileWrapper",
     "Mount",
     "Mounts",
     "RequestBodyTooLarge",
-    "check_prefix",
     "file_to_send",
 ]
 
@@ -43,28 +43,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Observer = Callable[[str, str, int, float], None]
 
 _BLOCK = 65536
-
-
-def check_prefix(prefix: Any) -> str:
-    """`prefix` if it can be a mount point, else a ValueError (TypeError) saying what to write."""
-    if not isinstance(prefix, str):
-        raise TypeError(f"a mount prefix must be a str such as '/' or '/legacy', not {prefix!r}")
-    if not prefix.startswith("/"):
-        raise ValueError(f"a mount prefix must start with '/': write '/{prefix}', not {prefix!r}")
-    if prefix != "/" and prefix.endswith("/"):
-        raise ValueError(
-            f"a mount prefix has no trailing slash: write {prefix.rstrip('/') or '/'!r}, "
-            f"not {prefix!r} (it matches {prefix.rstrip('/')!r} and everything under it)"
-        )
-    if "//" in prefix:
-        raise ValueError(f"a mount prefix has no empty segment ('//'): {prefix!r}")
-    if any(c in prefix for c in "?#"):
-        raise ValueError(f"a mount prefix is a path, without '?' or '#': {prefix!r}")
-    if any(seg[:1] in (":", "*") for seg in prefix.split("/")):
-        raise ValueError(
-            f"a mount prefix is a literal path, not a route pattern (':name', '*name'): {prefix!r}"
-        )
-    return prefix
 
 
 def _over_limit(limit: int | None) -> str:
@@ -228,11 +206,8 @@ class Mount:
         self.prefix = prefix
         self.app = app
         self.label = "mount:" + prefix  # the route label of its requests in the metrics
-        self._raw = "" if prefix == "/" else _wsgi(prefix)
-
-    def matches(self, path_info: str) -> bool:
-        raw = self._raw
-        return not raw or path_info == raw or path_info.startswith(raw + "/")
+        # The prefix as PATH_INFO is compared with it (PEP 3333 text; "" for "/").
+        self.key = "" if prefix == "/" else _wsgi(prefix)
 
     def serve(
         self,
@@ -310,9 +285,9 @@ class Mount:
     ) -> tuple[dict[str, Any], BoundedInput | None]:
         """The mounted app's own environ (a copy: the app may write into it)."""
         env = dict(environ)
-        if self._raw:
-            env["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self._raw
-            env["PATH_INFO"] = environ.get("PATH_INFO", "")[len(self._raw) :]
+        if self.key:
+            env["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.key
+            env["PATH_INFO"] = environ.get("PATH_INFO", "")[len(self.key) :]
         bounded: BoundedInput | None = None
         if (
             max_body_size is not None
@@ -325,31 +300,26 @@ class Mount:
 
 
 class Mounts:
-    """The mounted apps, longest prefix first."""
+    """The mounted apps, found by the longest prefix covering a PATH_INFO."""
 
     def __init__(self) -> None:
-        self._mounts: list[Mount] = []
+        self._table: PrefixTable[Mount] = PrefixTable()
 
     def __bool__(self) -> bool:
-        return bool(self._mounts)
+        return bool(self._table)
 
     def __iter__(self) -> Iterator[Mount]:
-        return iter(self._mounts)
+        return iter(self._table)
 
     def add(self, prefix: str, app: WSGIApp) -> Mount:
-        prefix = check_prefix(prefix)
+        prefix = check_prefix(prefix, "mount prefix")
         if not callable(app):
             raise TypeError(f"mount a WSGI app (a callable (environ, start_response)), not {app!r}")
-        if any(m.prefix == prefix for m in self._mounts):
-            raise ValueError(f"a WSGI app is already mounted at {prefix!r}")
         mount = Mount(prefix, app)
-        self._mounts.append(mount)
-        self._mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+        if not self._table.add(mount.key, mount):
+            raise ValueError(f"a WSGI app is already mounted at {prefix!r}")
         return mount
 
     def find(self, path_info: str) -> Mount | None:
-        """The mount with the longest prefix that matches `path_info` (raw PEP 3333 text)."""
-        for mount in self._mounts:
-            if mount.matches(path_info):
-                return mount
-        return None
+        """The mount with the longest prefix that covers `path_info` (raw PEP 3333 text)."""
+        return self._table.find(path_info)

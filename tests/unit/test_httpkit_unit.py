@@ -177,17 +177,36 @@ def test_static_directory_must_exist(tmp_path):
         StaticFiles(tmp_path / "missing")
 
 
-def test_app_static_prefix_checks(tmp_path):
+@pytest.mark.parametrize(
+    "prefix, says",
+    [
+        ("static", "write '/static'"),
+        ("/static/", "write '/static'"),
+        ("/a//b", "empty segment"),
+        ("/a?b", "without '?'"),
+        ("/files/:name", "not a route pattern"),
+    ],
+)
+def test_app_static_prefix_is_checked_as_a_mount_prefix_is(tmp_path, prefix, says):
+    from blaze_green import App
+
+    with pytest.raises(ValueError, match="static prefix") as info:
+        App().static(prefix, tmp_path)
+    assert says in str(info.value)
+
+
+def test_app_static_prefix_type_and_duplicates(tmp_path):
     from blaze_green import App
 
     app = App()
-    with pytest.raises(ValueError, match="starts with '/'"):
-        app.static("static", tmp_path)
-    with pytest.raises(ValueError, match="without a trailing slash"):
-        app.static("/static/", tmp_path)
+    with pytest.raises(TypeError, match="static prefix must be a str"):
+        app.static(b"/static", tmp_path)
     app.static("/static", tmp_path)
-    with pytest.raises(ValueError, match="already served"):
+    app.static("/", tmp_path)
+    with pytest.raises(ValueError, match="already served at '/static'"):
         app.static("/static", tmp_path)
+    with pytest.raises(ValueError, match="already served at '/'"):
+        app.static("/", tmp_path)
 
 
 def request(ctype, body):
