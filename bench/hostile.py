@@ -596,6 +596,7 @@ def probe_broadcast(n: int, count: int, spacing: float = 0.5, size: int = 100) -
             "server_cpu_pct": result.get("server_cpu_pct"),
             "loadgen_cpu_pct": result.get("gen_cpu_pct"),
             "machine_busy_pct": result.get("machine_busy_pct"),  # of one core, all processes
+            "steal_pct": result.get("steal_pct"),  # the hypervisor's share of the machine
             # Collections and their pause (ms) per generation, while the broadcasts were written.
             "gc_during_broadcasts": final["gc_go"],
             "command": f"loadgen -t 180 -H -p PID fanout {HOST} PORT {n} {count} {size}",
