@@ -676,7 +676,8 @@ class WebSocket:
         gevent's recv allocates a Waiter, its bound switch and an argument tuple for every
         wait, which live as long as the session is idle, so each heartbeat round aged 45,000
         objects into the collector's oldest generation at 15,000 sessions and set off a full
-        collection (~270 ms) every 5 s (`python -m bench.hostile --probes broadcast15k`)."""
+        collection (200-285 ms) every few seconds
+        (tests/test_faults.py::test_heartbeats_leave_the_collector_nothing_to_age)."""
         if self._tls:
             try:
                 # Bytes already decrypted in the SSL object come first, without waiting for

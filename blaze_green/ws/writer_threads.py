@@ -17,11 +17,14 @@ other work simply writes less.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from gevent import monkey
+
+log = logging.getLogger("blaze_green")
 
 __all__ = ["WriterThreads", "WriteResult"]
 
@@ -45,12 +48,16 @@ def _write_share(
             results[i] = write(fds[i], datas[i])
         except OSError as exc:  # BlockingIOError included: the session sees it and waits
             results[i] = exc
+        except Exception:
+            # Never expected. The result stays 0, "nothing taken": the session keeps its
+            # bytes and writes them when its socket is writable (nothing lost or sent twice).
+            log.exception("a write of a shared round failed")
 
 
 class _Helper:
     """One OS thread, parked on a lock between rounds."""
 
-    __slots__ = ("_go", "_done", "_job")
+    __slots__ = ("_go", "_done", "_job", "_error")
 
     def __init__(self) -> None:
         self._go: Any = _allocate_lock()
@@ -58,23 +65,29 @@ class _Helper:
         self._done: Any = _allocate_lock()
         self._done.acquire()
         self._job: _Job | None = None
+        self._error: BaseException | None = None
         _start_thread(self._run, ())
 
     def start(self, job: _Job) -> None:
         self._job = job
         self._go.release()
 
-    def wait(self) -> None:
+    def wait(self) -> BaseException | None:
+        """Until this round's share is written; returns an unexpected error of the thread."""
         self._done.acquire()
         self._job = None
+        error, self._error = self._error, None
+        return error
 
     def _run(self) -> None:
-        while True:
+        while True:  # the thread outlives any error: a dead helper would hang the next round
             self._go.acquire()
             job = self._job
             try:
                 if job is not None:
                     _write_share(*job)
+            except BaseException as exc:
+                self._error = exc
             finally:
                 self._done.release()
 
@@ -105,7 +118,9 @@ class WriterThreads:
             _write_share(*job)
         finally:
             for helper in helpers:
-                helper.wait()
+                error = helper.wait()
+                if error is not None:  # never expected; its unmade writes stay 0, as above
+                    log.error("a writer thread failed", exc_info=error)
         return results
 
     def _ready(self) -> list[_Helper]:

@@ -84,6 +84,24 @@ def test_a_full_socket_and_a_bad_descriptor_are_reported_not_raised():
             s.close()
 
 
+def test_an_unexpected_error_leaves_that_write_untaken_and_the_threads_alive(caplog):
+    pairs = socket_pairs(300)
+    fds = [a.fileno() for a, _ in pairs]
+    threads = WriterThreads(2)
+    try:
+        datas: list = [b"w"] * 300
+        datas[150] = "not bytes"  # os.write raises TypeError, which no session would cause
+        results = threads.write(fds, datas)
+        assert results[150] == 0  # "nothing taken": the session would keep its bytes
+        assert results[:150] == [1] * 150 and results[151:] == [1] * 149
+        assert "a write of a shared round failed" in caplog.text
+        assert threads.write(fds, [b"x"] * 300) == [1] * 300  # both writers still work
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
 def test_a_forked_child_writes_with_threads_of_its_own():
     threads = WriterThreads(2)
     pairs = socket_pairs(4)
