@@ -47,6 +47,18 @@ def stats(server, reset: bool = False) -> dict:
     return requests.get(server.url + "/stats", params=params, timeout=5).json()
 
 
+def wait_for_pongs(server, start: int, rounds: int, sessions: int) -> None:
+    """Until `rounds` heartbeat rounds of `sessions` were answered since `start` (the server's
+    bytes_received then): the clients send nothing but 14-byte masked pongs to 8-byte pings."""
+    wait_until(
+        lambda: (
+            stats(server)["stats"]["messages"]["bytes_received"] - start >= rounds * sessions * 14
+        ),
+        30,
+        what=f"{rounds} ping rounds answered",
+    )
+
+
 def loadgen(*args: str) -> subprocess.Popen[str]:
     build_loadgen()
     return subprocess.Popen(
@@ -81,14 +93,9 @@ def test_broadcast_to_300_sessions_with_pings_on(serve):
     try:
         ready(run)
         start = stats(server)["stats"]["messages"]["bytes_received"]
-        # The only bytes the clients send now are 14-byte masked pongs to 8-byte pings. Eight
-        # rounds take longer than ping_interval + ping_timeout: a session that did not answer
-        # would have been closed with 1011 by then.
-        wait_until(
-            lambda: stats(server)["stats"]["messages"]["bytes_received"] - start >= 8 * n * 14,
-            30,
-            what="eight ping rounds answered",
-        )
+        # Eight rounds take longer than ping_interval + ping_timeout: a session that did not
+        # answer would have been closed with 1011 by then.
+        wait_for_pongs(server, start, rounds=8, sessions=n)
         held = stats(server)
         assert held["feed"] == n
         assert held["stats"]["broadcast"]["ping_timeouts"] == 0
@@ -120,11 +127,7 @@ def test_heartbeats_leave_the_collector_nothing_to_age(serve):
     try:
         ready(run)
         start = stats(server)["stats"]["messages"]["bytes_received"]
-        wait_until(
-            lambda: stats(server)["stats"]["messages"]["bytes_received"] - start >= 2 * n * 14,
-            30,
-            what="two ping rounds answered",
-        )
+        wait_for_pongs(server, start, rounds=2, sessions=n)
         params = {"young": "1.5"}
         young = requests.get(server.url + "/stats", params=params, timeout=10).json()
         answered = stats(server)["stats"]["messages"]["bytes_received"] - start
