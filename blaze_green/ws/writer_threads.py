@@ -2,9 +2,10 @@
 
 A write round is one `os.write` per session with queued frames, and on a big fan-out nearly all
 of its time is the kernel's (a 100-byte write to one of 15,000 loopback TCP sockets costs
-~10 us here, most of it the TCP send path). `os.write` releases the GIL, so a second OS thread
-writing other sessions' sockets at the same time runs that kernel work on another core: the
-round ends sooner, and so does the wait of the last subscriber in it.
+~12 us here, most of it the TCP send path: `python -m bench.write_floor`). `os.write` releases
+the GIL, so a second OS thread writing other sessions' sockets at the same time runs that
+kernel work on another core: the round ends sooner, and so does the wait of the last
+subscriber in it.
 
 Only the writes move: the hub first takes each session's bytes (on the hub, as always), the
 threads then write them (they touch nothing but a descriptor and a bytes object, and the hub

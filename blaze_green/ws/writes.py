@@ -44,8 +44,9 @@ class Writable(Protocol):
 
 class WriteScheduler:
     ROUND_SHARE = 8
-    # Below this many sessions a round is written by the hub alone: waking a thread costs
-    # more than the writes it would take (measured with `python -m bench.hostile`).
+    # Below this many sessions a round is written by the hub alone, where waking a thread
+    # would cost about as much as the writes it could take (~12 us each). 256 is a round
+    # number above that break-even, not a measured optimum.
     SHARED_ROUND_MIN = 256
 
     __slots__ = (
